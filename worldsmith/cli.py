@@ -32,6 +32,28 @@ app.add_typer(eval_app, name="eval")
 app.add_typer(guard_app, name="guard")
 
 
+@app.command()
+def demo(
+    out: str = typer.Option("demo_out", "--out", help="Folder for the datasets, contact sheets and report.html."),
+    episodes: int = typer.Option(2, "--episodes", help="Episodes per source."),
+    frames: int = typer.Option(17, "--frames", help="Frames per episode."),
+    size: int = typer.Option(64, "--size", help="Frame side in pixels."),
+    seed: int = typer.Option(0, "--seed", help="Seed for every source."),
+) -> None:
+    """Run the platform end to end at tiny scale: every source -> dataset -> contact sheets -> report.html.
+
+    Example: worldsmith demo --out demo_out
+    """
+    from worldsmith.demo import DemoConfig, run_demo
+
+    ctx = run_demo(DemoConfig(out=out, episodes=episodes, frames=frames, size=size, seed=seed))
+    failed = [f"{r.step}/{r.name}" for r in ctx.results if not r.ok]
+    typer.echo(f"report: {ctx.out / 'report.html'}")
+    if failed:
+        typer.echo(f"error: {len(failed)} failed: {', '.join(failed)}", err=True)
+        raise typer.Exit(1)
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"worldsmith {__version__}")
