@@ -201,5 +201,5 @@ class ClipDataset(Dataset):
             "frame_index": start,
         }
         for name in self.columns:
-            item[name] = torch.from_numpy(np.asarray(cols[name][start:start + T], dtype=np.float32))
+            item[name] = torch.from_numpy(np.array(cols[name][start:start + T], dtype=np.float32))  # a copy: writable
         return item
