@@ -148,7 +148,7 @@ def generate(
     try:
         path = generate_dataset(source, out, episodes, frames, size, seed, parse_options(options), overwrite,
                                 data_file_mb=data_file_mb, video_file_mb=video_file_mb, progress=True)
-    except GenerateError as e:
+    except (GenerateError, ValueError) as e:
         _fail(str(e))
     typer.echo(f"wrote {path}")
 
