@@ -197,8 +197,8 @@ def add_body(
     return body
 
 
-def add_ground(client: int, texture: int | None, half: float = 4.0, rgba=(0.8, 0.8, 0.8, 1.0)) -> int:
-    """A static ground square of side 2 * half with its top at z = 0, the texture stretched exactly once over it.
+def add_ground(client: int, texture: int | None, half: float = 4.0, rgba=(0.8, 0.8, 0.8, 1.0), z: float = 0.0) -> int:
+    """A static ground square of side 2 * half with its top at height z, the texture stretched exactly once over it.
 
     The visual is an explicit quad with UVs 0..1 (a box primitive maps only a sub-rectangle of the texture to its
     top face, and plane.urdf tiles it every few centimetres, which aliases into shimmer at 64x64)."""
@@ -215,7 +215,7 @@ def add_ground(client: int, texture: int | None, half: float = 4.0, rgba=(0.8, 0
         physicsClientId=client,
     )
     col = p.createCollisionShape(p.GEOM_BOX, halfExtents=[h, h, 0.05], collisionFramePosition=[0, 0, -0.05], physicsClientId=client)
-    body = p.createMultiBody(0.0, col, vis, [0.0, 0.0, 0.0], physicsClientId=client)
+    body = p.createMultiBody(0.0, col, vis, [0.0, 0.0, float(z)], physicsClientId=client)
     if texture is not None:
         p.changeVisualShape(body, -1, textureUniqueId=texture, rgbaColor=[1, 1, 1, 1], physicsClientId=client)
     return body
