@@ -86,7 +86,9 @@ def step_sources(ctx: DemoContext) -> None:
             (ctx.out / "logs" / f"source-{name}.txt").write_text(traceback.format_exc())
     if any(cells for _, cells in rows):
         combined = ctx.out / "sources.png"
-        grid(rows, "worldsmith sources: episode 0 of each", tile=96, label_width=150).save(combined)
+        tmp = combined.with_name(".sources.tmp.png")
+        grid(rows, "worldsmith sources: episode 0 of each", tile=96, label_width=150).save(tmp)
+        tmp.replace(combined)
         ctx.results.append(StepResult("sources", "sources.png", True, 0.0, f"{len(rows)} sources side by side",
                                       ["sources.png"]))
 

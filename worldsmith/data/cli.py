@@ -193,6 +193,11 @@ def generate_dataset(source: str, out: str | os.PathLike, episodes: int, frames:
         shutil.rmtree(tmp, ignore_errors=True)
         message = str(e) if isinstance(e, DatasetError) else f"source {source!r} failed: {type(e).__name__}: {e}"
         raise GenerateError(message) from e
+    except BaseException:  # Ctrl-C: still leave nothing behind
+        if writer is not None:
+            writer.abort()
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if out.exists():
         trash = out.with_name(f".{out.name}.old{os.getpid()}")
         os.replace(out, trash)

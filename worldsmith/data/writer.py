@@ -13,6 +13,7 @@ crashed write therefore leaves no `meta/info.json`, and the reader refuses such 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -82,11 +83,10 @@ class DatasetWriter:
     def __init__(self, root: str | os.PathLike, fps: float, config: WriterConfig | None = None, **overrides):
         self.root = Path(root)
         self.fps = float(fps)
-        self.config = config or WriterConfig()
-        for key, value in overrides.items():
-            if not hasattr(self.config, key):
-                raise TypeError(f"DatasetWriter: unknown option {key!r}")
-            setattr(self.config, key, value)
+        unknown = [k for k in overrides if k not in WriterConfig.__dataclass_fields__]
+        if unknown:
+            raise TypeError(f"DatasetWriter: unknown option(s) {unknown}")
+        self.config = dataclasses.replace(config or WriterConfig(), **overrides)
         if self.fps <= 0:
             raise DatasetError(self.root, f"fps must be positive, got {fps}")
         if self.root.exists() and (not self.root.is_dir() or any(self.root.iterdir())):
