@@ -343,13 +343,15 @@ def _episode(rng, frames: int, size: int, task: str | None, meta: dict) -> Episo
         scene = _Scene(client, rng, tex_dir, n_cubes)
         target = int(rng.integers(n_cubes))
         cols["object.target"][:] = target
-        start_xyz = np.array([rng.uniform(0.35, 0.45), rng.uniform(-0.12, 0.12), rng.uniform(0.25, 0.35)])
+        # Start well inside the workspace: closer to the base the elbow hits its joint limit.
+        start_xyz = np.array([rng.uniform(0.42, 0.52), rng.uniform(-0.12, 0.12), rng.uniform(0.22, 0.32)])
         start_yaw = float(rng.uniform(-0.3, 0.3))
         scene.reset_to(start_xyz, [0.0, 0.0, start_yaw])
         scene.command(start_xyz, [0.0, 0.0, start_yaw], 0.0)
         for _ in range(SIM_HZ // 4):  # let the cubes and the gripper settle before the first frame
             p.stepSimulation(physicsClientId=client)
 
+        start_xyz = scene.tool_pose()[:3]  # plan from where the tool really is, so target 0 == ee.pose 0
         cube = scene.cube_pose(target)
         cube_yaw = p.getEulerFromQuaternion(cube[3:])[2]
         waypoints, side = plan_task(rng, task, cube[:3], cube_yaw, start_xyz, start_yaw)
