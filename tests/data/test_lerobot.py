@@ -62,13 +62,29 @@ def test_v3_round_trip(tmp_path, episodes):
     assert stats["action"]["count"] == [39]
 
 
-def test_odd_frame_sizes_round_trip(tmp_path):
+@pytest.mark.parametrize("pix_fmt", ["yuv444p", "yuv420p"])
+def test_odd_frame_sizes_round_trip(tmp_path, pix_fmt):
     eps = [make_episode(e, 6, height=33, width=47) for e in range(2)]
-    ds = LeRobotDataset(write_dataset(tmp_path / "odd", eps, fps=10))
+    ds = LeRobotDataset(write_dataset(tmp_path / "odd", eps, fps=10, pix_fmt=pix_fmt))
+    assert ds.features[VIDEO_KEY]["info"]["video.pix_fmt"] == pix_fmt
     for k in range(2):
         got = ds.frames(k)
         assert got.shape == (6, 33, 47, 3)
         np.testing.assert_array_equal(frame_level_index(got), np.arange(6))
+
+
+def test_sharp_saturated_frames_stay_above_35_db(tmp_path):
+    # Rendered scenes have 1-pixel colour edges (a red cube on a checkered table); 4:2:0 chroma would blur them.
+    T, yy, xx = 8, *np.mgrid[0:64, 0:64]
+    frames = np.zeros((T, 64, 64, 3), np.uint8)
+    for t in range(T):
+        checker = ((yy // 5 + (xx + t) // 5) % 2).astype(np.uint8)
+        frames[t, ..., 1] = 60 + 120 * checker
+        frames[t, ..., 2] = 200 - 120 * checker
+        frames[t, 20 + t:33 + t, 17:30] = (230, 20, 20)
+    ep = Episode(frames, {}, "red cube", 10.0)
+    got = LeRobotDataset(write_dataset(tmp_path / "sharp", [ep], fps=10)).frames(0)
+    assert psnr(got, frames) >= 35.0
 
 
 def test_rollover_across_files_and_chunks(tmp_path):

@@ -55,7 +55,7 @@ def column_feature(name: str, values: np.ndarray) -> dict:
     return {"dtype": dtype_name(values.dtype, name), "shape": shape, "names": None}
 
 
-def video_feature(height: int, width: int, fps: float) -> dict:
+def video_feature(height: int, width: int, fps: float, pix_fmt: str = "yuv420p") -> dict:
     return {
         "dtype": "video",
         "shape": [height, width, 3],
@@ -64,7 +64,7 @@ def video_feature(height: int, width: int, fps: float) -> dict:
             "video.height": height,
             "video.width": width,
             "video.codec": "h264",
-            "video.pix_fmt": "yuv420p",
+            "video.pix_fmt": pix_fmt,
             "video.is_depth_map": False,
             "video.fps": fps,
             "video.channels": 3,

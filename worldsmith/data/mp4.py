@@ -3,9 +3,11 @@
 LeRobot v3 packs several episodes into one mp4 and finds each by its [from, to) timestamps, so
 the writer must keep one encoder open across episodes and know how large the file has grown
 (to roll over to the next file). `worldsmith.video.encode_video` encodes a whole array at once;
-this class is its incremental sibling with the same settings (libx264, yuv420p, crf, single thread,
-so the same frames give the same bytes). Frames get pts = frame number in a 1/fps time base, so
-frame n of the file sits exactly at n / fps and a reader can seek to it.
+this class is its incremental sibling (libx264, crf, single thread, so the same frames give the same
+bytes), with a choice of chroma format: datasets default to yuv444p, because 4:2:0 chroma alone costs
+small synthetic frames 5-10 dB (robot at 64x64: 30.5 dB yuv420p/crf18 vs 41.8 dB yuv444p/crf12).
+Frames get pts = frame number in a 1/fps time base, so frame n of the file sits exactly at n / fps
+and a reader can seek to it.
 
 The file is encoded under a hidden temp name and renamed on `close()`; `abort()` deletes it.
 """
@@ -22,20 +24,21 @@ import numpy as np
 
 class StreamingMp4:
     def __init__(self, path: str | os.PathLike, fps: float, height: int, width: int, crf: int = 18,
-                 preset: str = "medium"):
+                 preset: str = "medium", pix_fmt: str = "yuv420p"):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
         self.height, self.width = height, width
-        # yuv420p needs even sides: odd frames are padded by edge replication (the reader crops back).
-        self.coded_h, self.coded_w = height + height % 2, width + width % 2
+        # 4:2:0 needs even sides: odd frames are padded by edge replication (the reader crops back).
+        even = pix_fmt.startswith(("yuv420", "nv12"))
+        self.coded_h, self.coded_w = (height + height % 2, width + width % 2) if even else (height, width)
         self.frames_written = 0
         self.bytes_muxed = 0
         self._container = av.open(str(self.tmp), mode="w", format="mp4")
         self._rate = Fraction(fps).limit_denominator(1001)
         self._stream = self._container.add_stream("libx264", rate=self._rate)
         self._stream.width, self._stream.height = self.coded_w, self.coded_h
-        self._stream.pix_fmt = "yuv420p"
+        self._stream.pix_fmt = pix_fmt
         # Frames are stamped in this fixed 1/fps base; the muxer later changes the *stream's* time
         # base (mp4 picks its own), so we must not read it back from the stream after the first mux.
         self._frame_time_base = 1 / self._rate

@@ -111,7 +111,7 @@ class LeRobotDataset:
         if len(frames) != end - start:
             raise DatasetError(path, f"episode {k}: expected {end - start} frames from {start}, decoded {len(frames)}")
         h, w = self.features[key]["shape"][:2]
-        return np.ascontiguousarray(frames[:, :h, :w])  # odd sizes were padded to even for yuv420p
+        return np.ascontiguousarray(frames[:, :h, :w])  # odd sizes are padded to even for 4:2:0
 
     def columns(self, k: int, start: int = 0, end: int | None = None,
                 names: list[str] | None = None) -> dict[str, np.ndarray]:
