@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from worldsmith.sources import generate, videos
+from worldsmith.video import read_video
 
 SAMPLES = videos.sample_folder()
 CARPHONE = os.path.join(SAMPLES, "carphone_pristine.mp4")  # 176x144, 120 frames at 29.97 fps
@@ -57,6 +58,14 @@ def test_default_folder_uses_the_sample_videos_round_robin_and_is_deterministic(
     a = list(generate("videos", 3, 6, size=32))
     b = list(generate("videos", 3, 6, size=32))
     assert sorted(ep.meta["source.name"] for ep in a) == sorted(videos.SAMPLE_FILES)
+    # one rate for the whole run: carphone (29.97 fps) is resampled to bikes' 25 fps
+    assert {ep.fps for ep in a} == {25.0}
+    carphone = next(ep for ep in a if ep.meta["source.name"] == "carphone_pristine.mp4")
+    idx = carphone.columns["source.frame_index"]
+    assert idx[0] == 0 and idx[-1] in (5, 6) and (np.diff(idx) >= 1).all() and (np.diff(idx) == 2).sum() == 1
+    native = read_video(CARPHONE, 0, 8, size=32)  # the column names the source frame each output frame shows
+    for i, j in enumerate(idx):
+        assert np.array_equal(carphone.frames[i], native[j]), (i, j)
     for x, y in zip(a, b):
         assert x.frames.tobytes() == y.frames.tobytes()
 

@@ -209,33 +209,29 @@ def render(quads: Quads, cam_pose: np.ndarray, K: np.ndarray, backdrop: np.ndarr
         return (img if ss == 1 else cv2.resize(img, (W, H), interpolation=cv2.INTER_AREA)), ids
 
     R, t = cam_pose[:3, :3], cam_pose[:3, 3]
-    pc = (quads.verts - t) @ R  # (N, 4, 3) camera coordinates
-    x, y, z = pc[..., 0], pc[..., 1], pc[..., 2]
     fx, fy, cx, cy = Ks[0, 0], Ks[1, 1], Ks[0, 2], Ks[1, 2]
-    # Frustum planes through the camera centre, as half-spaces a x + b z <= 0 per image side.
+    # Cheap culls first: too far (by the owning object's centre; objects are < 30 m across) and back
+    # faces (the outward normal points away from the camera; any vertex lies in the face's plane).
+    dist = np.sqrt(((quads.center - t) ** 2).sum(axis=1))
+    facing = np.einsum("ni,ni->n", quads.normal, t - quads.verts[:, 0]) > 0
+    idx = np.nonzero(facing & (dist < far + 30.0))[0]
+    pc = (quads.verts[idx] - t) @ R  # (n, 4, 3) camera coordinates
+    x, y, z = pc[..., 0], pc[..., 1], pc[..., 2]
+    # Frustum: a quad is invisible when all four corners lie outside one of its planes.
     tl, tr = (cx + 0.5) / fx, (Ws - 0.5 - cx) / fx
     tt, tb = (cy + 0.5) / fy, (Hs - 0.5 - cy) / fy
-    keep = (z.max(1) > NEAR) & (z.min(1) < far)
-    keep &= ~(x > tr * z).all(1) & ~(-x > tl * z).all(1) & ~(y > tb * z).all(1) & ~(-y > tt * z).all(1)
-    # Back faces: the outward normal points away from the camera.
-    keep &= np.einsum("ni,ni->n", quads.normal, t - quads.verts.mean(axis=1)) > 0
-    idx = np.nonzero(keep)[0]
+    outside = np.stack([x - tr * z, -x - tl * z, y - tb * z, -y - tt * z, NEAR - z, z - far]).min(axis=2) > 0
+    keep = ~outside.any(axis=0)
+    idx, pc, dist = idx[keep], pc[keep], dist[idx][keep]
     if len(idx) == 0:
         return (img if ss == 1 else cv2.resize(img, (W, H), interpolation=cv2.INTER_AREA)), ids
 
     # Painter's order: ground layers as given, then objects far to near, then each object's own order.
-    dist = np.linalg.norm(quads.center[idx] - t, axis=1)
-    is_obj = quads.layer[idx] >= OBJECT_LAYER
-    sort_dist = np.where(is_obj, -dist, 0.0)
-    idx = idx[np.lexsort((quads.order[idx], sort_dist, quads.layer[idx]))]
+    layer = quads.layer[idx]
+    order = np.lexsort((quads.order[idx], np.where(layer >= OBJECT_LAYER, -dist, 0.0), layer))
+    idx, pc, dist = idx[order], pc[order], dist[order]
 
-    # Aerial perspective: blend towards the haze colour with distance.
-    depth = np.linalg.norm(quads.verts[idx].mean(axis=1) - t, axis=1)
-    fog = 0.75 * (1.0 - np.exp(-depth / fog_distance))
-    colors = quads.color[idx] * (1 - fog[:, None]) + np.asarray(haze, dtype=np.float64) * fog[:, None]
-    colors = np.clip(colors + 0.5, 0, 255).astype(np.int64).tolist()
-
-    pcs = pc[idx]
+    pcs = pc
     zs = pcs[..., 2]
     with np.errstate(divide="ignore", invalid="ignore"):
         u = fx * pcs[..., 0] / zs + cx
@@ -247,8 +243,12 @@ def render(quads: Quads, cam_pose: np.ndarray, K: np.ndarray, backdrop: np.ndarr
     with np.errstate(invalid="ignore"):
         tiny = safe & ((u.max(1) - u.min(1)) < TINY) & ((v.max(1) - v.min(1)) < TINY)
     if tiny.any():
-        idx, pcs, u, v, safe = idx[~tiny], pcs[~tiny], u[~tiny], v[~tiny], safe[~tiny]
-        colors = [c for c, t in zip(colors, tiny.tolist()) if not t]
+        idx, pcs, u, v, safe, dist = idx[~tiny], pcs[~tiny], u[~tiny], v[~tiny], safe[~tiny], dist[~tiny]
+    # Aerial perspective: blend towards the haze colour with the distance of the owning object.
+    fog = (0.75 * (1.0 - np.exp(-dist / fog_distance)))[:, None]
+    colors = quads.color[idx] * (1 - fog) + np.asarray(haze, dtype=np.float64) * fog
+    colors = (colors + 0.5).clip(0, 255).astype(np.int64).tolist()
+
     scale = float(1 << SHIFT)
     with np.errstate(invalid="ignore"):
         pts_all = np.round(np.stack([u, v], axis=-1) * scale).astype(np.int32) if safe.any() else None

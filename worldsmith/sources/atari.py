@@ -5,7 +5,8 @@ with probability `sticky` it repeats the previous action, otherwise it draws uni
 game's minimal action set. ALE's own `repeat_action_probability` is set to 0 on purpose, so the
 recorded action is exactly the one the emulator executed (ALE's stickiness would silently replace
 it). ALE's `random_seed` is set from the episode seed before the ROM is loaded, which makes the
-emulator, and so the whole episode, a pure function of (seed, episode index).
+emulator a pure function of the seed; each episode starts from the emulator state saved right after
+the ROM loaded, so the whole episode is a pure function of (seed, episode index).
 
 Alignment: frame k is the screen before action k is applied; action k is held for `frame_skip`
 emulator frames (the Atari runs at 60 Hz) and `reward` k is the reward summed over them. When the
@@ -55,6 +56,13 @@ def make_emulator(game: str, ale_seed: int):
     return ale
 
 
+def start_episode(ale, start_state) -> None:
+    """Back to the state saved after loading, then a game reset, which also redraws the screen
+    (restoreState alone leaves the previous episode's last screen in the frame buffer)."""
+    ale.restoreState(start_state)
+    ale.reset_game()
+
+
 def sticky_random_policy(rng: np.random.Generator, n_actions: int, steps: int, sticky: float) -> np.ndarray:
     """Action indices: repeat the previous one with probability `sticky`, else draw uniformly."""
     actions = np.empty(steps, dtype=np.int64)
@@ -95,11 +103,15 @@ def generate(
         raise ValueError(f"atari: sticky must be in [0, 1], got {sticky}")
     if frame_skip < 1:
         raise ValueError(f"atari: frame_skip must be >= 1, got {frame_skip}")
+    # One emulator per call (loading a ROM costs ~0.2 s); every episode starts from the state saved
+    # right after loading, RNG included, so episode k is the same whether or not others came first.
+    ale_seed = episode_rng_seed(seed, 0) % (2**31 - 1)
+    ale = make_emulator(game, ale_seed)
+    start_state = ale.cloneState(include_rng=True)
+    action_set = list(ale.getMinimalActionSet())
     for k in range(episodes):
-        ep_seed = episode_rng_seed(seed, k)
-        rng = np.random.default_rng(ep_seed)
-        ale = make_emulator(game, ep_seed % (2**31 - 1))
-        action_set = list(ale.getMinimalActionSet())
+        start_episode(ale, start_state)
+        rng = np.random.default_rng(episode_rng_seed(seed, k))
         actions = sticky_random_policy(rng, len(action_set), frames, sticky)
         images = np.empty((frames, size, size, 3), dtype=np.uint8)
         reward = np.zeros(frames, dtype=np.float32)
@@ -126,7 +138,7 @@ def generate(
                 "game": game,
                 "seed": seed,
                 "episode": k,
-                "ale_seed": int(ep_seed % (2**31 - 1)),
+                "ale_seed": int(ale_seed),
                 "sticky": sticky,
                 "frame_skip": frame_skip,
                 "action_names": [a.name for a in action_set],

