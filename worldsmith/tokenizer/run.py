@@ -1,0 +1,170 @@
+"""Tokenizer runs: the full run config, training through the shared trainer, and `load_tokenizer(run_dir)`.
+
+A run directory is the shared trainer's (DESIGN.md): `config.json` holds {"kind": "tokenizer", "model": ...,
+"loss": ..., "data": ...}; the weights are `ema.safetensors` (used for inference) and `model.safetensors`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from worldsmith.config import ConfigError, apply_overrides, from_dict, to_dict
+from worldsmith.tokenizer.losses import LossConfig, reconstruction_loss
+from worldsmith.tokenizer.model import TokenizerConfig, VideoTokenizer, preset_config
+
+
+class TokenizerError(RuntimeError):
+    """A tokenizer run directory that cannot be loaded: the message names the file and the problem."""
+
+
+@dataclass
+class DataConfig:
+    roots: list[str] = field(default_factory=list)   # episode datasets and/or folders of videos
+    clip_frames: int = 0         # 0: 1 + 2*s_t (two latent frames after the first)
+    size: int = 64
+    stride: int = 2
+    split: str = "train"         # "all" when the held-out footage is kept out by file instead
+
+
+def _default_train():
+    from worldsmith.train.trainer import TrainConfig
+    # fp32: bf16 autocast convolutions are ~10x slower than fp32 on the 2-core CPU (measured); use
+    # --set train.precision=bf16 on GPUs.
+    return TrainConfig(steps=1000, batch_size=2, lr=5e-4, warmup_steps=50, ema_decay=0.995, precision="fp32",
+                       log_every=10, ckpt_every=100)
+
+
+@dataclass
+class TokenizerRunConfig:
+    model: TokenizerConfig = field(default_factory=TokenizerConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: object = field(default_factory=_default_train)
+
+
+def run_config(preset: str, roots: list[str], overrides: list[str] | None = None) -> TokenizerRunConfig:
+    """Preset + data roots + `a.b=c` overrides (model.*, loss.*, data.*, train.*) -> the resolved run config."""
+    from worldsmith.train.trainer import TrainConfig
+
+    model = preset_config(preset)
+    base = {"model": to_dict(model), "loss": to_dict(LossConfig()), "data": to_dict(DataConfig(roots=list(roots))),
+            "train": to_dict(_default_train())}
+    for item in overrides or []:
+        key, eq, raw = item.partition("=")
+        parts = key.strip().split(".")
+        if not eq or parts[0] not in base or len(parts) != 2:
+            raise ConfigError(f"override {item!r}: expected model.X=, loss.X=, data.X= or train.X= (e.g. train.steps=500)")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        if parts[1] not in base[parts[0]]:
+            raise ConfigError(f"override {item!r}: no field {parts[1]!r} in {parts[0]} (have {sorted(base[parts[0]])})")
+        base[parts[0]][parts[1]] = value
+    cfg = TokenizerRunConfig(model=from_dict(TokenizerConfig, base["model"], "model"),
+                             loss=from_dict(LossConfig, base["loss"], "loss"),
+                             data=from_dict(DataConfig, base["data"], "data"),
+                             train=from_dict(TrainConfig, base["train"], "train"))
+    VideoTokenizer(cfg.model)  # validate the model config now, not after the data is opened
+    return cfg
+
+
+def model_config_dict(cfg: TokenizerRunConfig) -> dict:
+    return {"kind": "tokenizer", "model": to_dict(cfg.model), "loss": to_dict(cfg.loss), "data": to_dict(cfg.data)}
+
+
+def make_loss_fn(loss_cfg: LossConfig):
+    def loss_fn(model: VideoTokenizer, batch: dict, step: int):
+        video = batch["video"].transpose(1, 2)  # ClipDataset gives (B, T, 3, H, W)
+        recon, _ = model(video)
+        return reconstruction_loss(recon, video, loss_cfg)
+
+    return loss_fn
+
+
+def open_clips(data: DataConfig, model: TokenizerConfig, split: str | None = None):
+    from worldsmith.data.clips import ClipDataset
+
+    if not data.roots:
+        raise ConfigError("no training data: pass --data DIR (an episode dataset or a folder of videos)")
+    frames = data.clip_frames or 1 + 2 * model.temporal_compression
+    return ClipDataset(data.roots, clip_frames=frames, stride=data.stride, split=split or data.split,
+                       size=data.size, columns=[])
+
+
+def train_tokenizer(cfg: TokenizerRunConfig, out_dir: str | os.PathLike, show_progress: bool = True,
+                    stop_after: int | None = None) -> dict:
+    """Train (or resume) a tokenizer run; returns the last logged metrics."""
+    from worldsmith.train.trainer import Trainer
+
+    out = Path(out_dir)
+    existing = out / "config.json"
+    if existing.exists():
+        saved = json.loads(existing.read_text())
+        if saved.get("model") != to_dict(cfg.model):
+            raise TokenizerError(f"{existing}: the run holds preset {saved.get('model', {}).get('preset')!r} with a "
+                                 f"different model config; resume with the same preset and --set, or use a new --out")
+    torch.manual_seed(cfg.train.seed)
+    model = VideoTokenizer(cfg.model)
+    data = open_clips(cfg.data, cfg.model)
+    if len(data) == 0:
+        raise ConfigError(f"{cfg.data.roots}: no clips of {cfg.data.clip_frames or 1 + 2 * cfg.model.temporal_compression}"
+                          f" frames in split {cfg.data.split!r}")
+    trainer = Trainer(model, make_loss_fn(cfg.loss), data, cfg.train, out, model_config_dict(cfg),
+                      show_progress=show_progress)
+    return trainer.fit(stop_after=stop_after)
+
+
+def load_tokenizer(run_dir: str | os.PathLike, preset: str | None = None, ema: bool = True,
+                   device: str | torch.device = "cpu") -> VideoTokenizer:
+    """Load a trained tokenizer (EMA weights) in eval mode.
+
+    Raises TokenizerError with "<file>: <problem>" for a missing or damaged config or weights file, a run of
+    another kind, a `preset` other than the run's, or weights that do not fit the config.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    run = Path(run_dir)
+    cfg_path = run / "config.json"
+    try:
+        saved = json.loads(cfg_path.read_text())
+    except FileNotFoundError:
+        raise TokenizerError(f"{cfg_path}: no such file (is {run} a tokenizer run directory?)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise TokenizerError(f"{cfg_path}: corrupt config (not valid JSON: {e})") from None
+    if not isinstance(saved, dict) or saved.get("kind") != "tokenizer" or "model" not in saved:
+        kind = saved.get("kind") if isinstance(saved, dict) else None
+        raise TokenizerError(f"{cfg_path}: not a tokenizer run (kind {kind!r})")
+    try:
+        cfg = from_dict(TokenizerConfig, saved["model"], str(cfg_path))
+    except ConfigError as e:
+        raise TokenizerError(str(e)) from None
+    if preset is not None:
+        want = preset_config(preset)
+        if (want.kind, want.compression, want.width) != (cfg.kind, cfg.compression, cfg.width):
+            raise TokenizerError(f"{cfg_path}: holds preset {cfg.preset!r}, not the requested {preset!r}")
+    weights = run / "ema.safetensors"
+    if not ema or not weights.exists():
+        weights = run / "model.safetensors"
+    try:
+        state = load_file(str(weights))
+    except FileNotFoundError:
+        raise TokenizerError(f"{weights}: no such file (was {run} trained?)") from None
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise TokenizerError(f"{weights}: corrupt checkpoint ({e})") from None
+    model = VideoTokenizer(cfg)
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    bad = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or bad:
+        raise TokenizerError(f"{weights}: does not match preset {cfg.preset!r} (missing {missing[:2]}, "
+                             f"unexpected {unexpected[:2]}, wrong shape {bad[:2]})")
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+    return model.to(device).eval()
