@@ -68,7 +68,7 @@ class DrivingConfig:
     marking_width: float = 0.25  # wider than real paint (0.15 m) so it survives 64x64
     dash: tuple[float, float] = (3.0, 6.0)  # painted, gap (m)
     vehicles: int = 5
-    far: float = 160.0  # draw distance (m)
+    far: float = 0.0  # draw distance (m); 0: 100 m at 64 px (beyond it a lane is < 1 px), 160 m from 103 px
     segment: float = 5.0  # road tessellation (m): 7 cm chord error on the tightest (45 m) curve
     supersample: int = 0  # 0: 2 below 256 px, else 1
 
@@ -315,7 +315,7 @@ def _make_plan(rng: np.random.Generator, scenario: str, lanes: int, duration: fl
 
 def _make_road(rng: np.random.Generator, scenario: str, plan: Plan, duration: float, cfg: DrivingConfig) -> Road:
     v_max = max(plan.v_from, plan.v_to)
-    length = v_max * duration + cfg.far + 60.0
+    length = v_max * duration + 160.0 + 60.0  # the longest draw distance, so scenes match across sizes
     if scenario in ("curve_left", "curve_right"):
         sign = 1.0 if scenario == "curve_left" else -1.0
         radius = float(rng.uniform(45.0, 110.0))
@@ -600,9 +600,10 @@ def render_frame(scene: Scene, k: int, with_ids: bool = False):
     ss = cfg.supersample or (2 if scene.size < 256 else 1)
     pose = scene.camera_pose(k)
     s_cam, _ = scene.road.locate(pose[0, 3], pose[1, 3], _s_guess(scene, k))
-    lo, hi = np.searchsorted(scene.static_s, [s_cam - 15.0, s_cam + cfg.far + 10.0])
+    far = cfg.far or float(min(160.0, 100.0 * scene.size / 64))
+    lo, hi = np.searchsorted(scene.static_s, [s_cam - 15.0, s_cam + far + 10.0])
     quads = Quads.concat([scene.static.select(slice(lo, hi)), vehicle_quads(scene, k)])
-    return render(quads, pose, scene.K, scene.backdrop, ss=ss, far=cfg.far, with_ids=with_ids)
+    return render(quads, pose, scene.K, scene.backdrop, ss=ss, far=far, with_ids=with_ids)
 
 
 def _s_guess(scene: Scene, k: int) -> float:
