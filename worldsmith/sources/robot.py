@@ -50,7 +50,7 @@ FINGER_DROP = 0.035  # palm centre -> finger centres (the tool point) along the 
 TOOL_OFFSET = PALM_OFFSET + FINGER_DROP
 FINGER_OPEN, FINGER_CLOSED = 0.055, 0.008  # finger joint targets (m from the centre line); closed fingers nearly touch
 CUBE_HALF = 0.03
-TABLE_HEIGHT = 0.626  # table.urdf top above its base; the table is placed so its top is z = 0
+TABLE_HEIGHT = 0.626  # floor to table top (as pybullet_data's table.urdf); the table top is z = 0
 
 # Null-space IK (limits, ranges, rest pose) keeps the elbow up and the wrist inside its limits.
 _LOWER = [-2.96, -2.09, -2.96, -2.09, -2.96, -2.09, -3.05]
@@ -100,11 +100,24 @@ class _Scene:
         self.client = client
         p.setTimeStep(1.0 / SIM_HZ, physicsClientId=client)
         add_ground(client, load_texture(client, ground_texture(rng, squares=20), tex_dir, "floor"), z=-TABLE_HEIGHT)
-        p.loadURDF("table/table.urdf", [0.5, 0.0, -TABLE_HEIGHT], useFixedBase=True, physicsClientId=client)
+        self._build_table(rng, tex_dir)
         self.arm = p.loadURDF("kuka_iiwa/model.urdf", [0.0, 0.0, 0.0], useFixedBase=True, physicsClientId=client)
         self.gripper = self._build_gripper()
         self.cubes, self.colors = self._place_cubes(rng, n_cubes)
         self.grasp: int | None = None  # constraint id while a cube is held
+
+    def _build_table(self, rng, tex_dir: str) -> None:
+        """A 1.5 x 1.0 m table (top at z = 0) from primitives with a procedural wood texture; the dimensions
+        follow pybullet_data's table.urdf, whose 0.9 MB texture PNG alone took ~0.25 s to load per episode."""
+        wood = np.array([0.74, 0.56, 0.36]) * rng.uniform(0.85, 1.15)
+        yy, xx = np.mgrid[0:64, 0:64] / 64.0
+        grain = 0.88 + 0.12 * np.sin(2 * np.pi * (6 * yy + 0.3 * np.sin(2 * np.pi * 2 * xx + rng.uniform(0, 6))))
+        top_tex = load_texture(self.client, (np.clip(wood * grain[..., None], 0, 1) * 255).astype(np.uint8), tex_dir, "table")
+        add_body(self.client, "box", (0.75, 0.5, 0.025), (0.5, 0.0, -0.025), texture=top_tex)
+        for x in (-0.15, 1.15):
+            for y in (-0.4, 0.4):
+                add_body(self.client, "box", (0.04, 0.04, (TABLE_HEIGHT - 0.05) / 2), (x, y, -(TABLE_HEIGHT + 0.05) / 2),
+                         (*(wood * 0.7), 1.0))
 
     def _build_gripper(self) -> int:
         import pybullet as p
