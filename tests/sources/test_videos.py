@@ -74,7 +74,9 @@ def test_short_file_and_bad_folders(tmp_path):
     shutil.copy(CARPHONE, tmp_path / "clip.mp4")
     skipped = []
     with pytest.warns(videos.SkippedVideoWarning, match="clip.mp4: shorter than one episode"):
-        assert list(generate("videos", 1, 500, folder=tmp_path, skipped=skipped)) == []
+        with pytest.raises(ValueError, match="no video yields an episode of 500 frames.*clip.mp4"):
+            list(generate("videos", 1, 500, folder=tmp_path, skipped=skipped))
+    assert [os.path.basename(r["file"]) for r in skipped] == ["clip.mp4"]
     with pytest.raises(FileNotFoundError, match="no such folder"):
         list(generate("videos", 1, 4, folder=tmp_path / "missing"))
     empty = tmp_path / "empty"

@@ -130,6 +130,11 @@ def generate(
 
     emitted = 0
     window = 0
+    where = folder if folder is not None else sample_folder()
+    if not readable:
+        raise ValueError(f"{where}: no video yields an episode of {frames} frames "
+                         f"({len(skipped_files)} file(s) skipped: {skipped_files[0]['file']}: {skipped_files[0]['problem']}"
+                         + (", ..." if len(skipped_files) > 1 else "") + ")")
     while emitted < episodes and readable:
         for entry in list(readable):
             path, info, windows, rate = entry
