@@ -315,7 +315,9 @@ def _make_plan(rng: np.random.Generator, scenario: str, lanes: int, duration: fl
 
 def _make_road(rng: np.random.Generator, scenario: str, plan: Plan, duration: float, cfg: DrivingConfig) -> Road:
     v_max = max(plan.v_from, plan.v_to)
-    length = v_max * duration + 160.0 + 60.0  # the longest draw distance, so scenes match across sizes
+    # Room for the fastest vehicle (ego, traffic up to 18 m/s, or the ego + 2 m/s fallback) plus the
+    # longest draw distance, so that nobody drives off the tessellated road and scenes match across sizes.
+    length = max(v_max + 2.0, 18.0) * duration + 160.0 + 60.0
     if scenario in ("curve_left", "curve_right"):
         sign = 1.0 if scenario == "curve_left" else -1.0
         radius = float(rng.uniform(45.0, 110.0))
