@@ -9,7 +9,7 @@ from worldsmith.sources import generate, robot
 @pytest.fixture(scope="module")
 def episodes_by_task():
     """One 17-frame episode per task (the tiny preset's clip length), shared by the tests below."""
-    return {task: next(robot.generate(1, 17, size=48, seed=3, task=task)) for task in robot.TASKS}
+    return {task: next(robot.generate(1, 17, size=48, seed=3 + i, task=task)) for i, task in enumerate(robot.TASKS)}
 
 
 def test_shapes_and_dtypes():
@@ -106,3 +106,21 @@ def test_bad_options_are_errors():
         next(robot.generate(1, 2, task="juggle"))
     with pytest.raises(ValueError, match="unknown options"):
         next(robot.generate(1, 2, arm="panda"))
+
+
+def test_cubes_project_onto_their_pixels(episodes_by_task):
+    """camera.pose / camera.intrinsics and object.pose agree with the image: each cube's centre lands on its colour."""
+    from worldsmith.sources._bullet import COLORS, project
+
+    checked = 0
+    for ep in episodes_by_task.values():
+        K, pose = ep.columns["camera.intrinsics"][0].astype(np.float64), ep.columns["camera.pose"][0].astype(np.float64)
+        for i, color in enumerate(ep.meta["cubes"]):
+            (u, v), depth = project(ep.columns["object.pose"][0, i, :3].astype(np.float64), K, pose)
+            assert depth > 0
+            pixel = ep.frames[0, int(round(v)), int(round(u))].astype(float) / 255
+            expected = np.array(COLORS[color])
+            # shading scales the colour; compare chromaticity
+            assert np.abs(pixel / pixel.sum() - expected / expected.sum()).max() < 0.12, (color, pixel)
+            checked += 1
+    assert checked >= 3

@@ -110,7 +110,7 @@ class _Scene:
         """A 1.5 x 1.0 m table (top at z = 0) from primitives with a procedural wood texture; the dimensions
         follow pybullet_data's table.urdf, whose 0.9 MB texture PNG alone took ~0.25 s to load per episode."""
         wood = np.array([0.74, 0.56, 0.36]) * rng.uniform(0.85, 1.15)
-        yy, xx = np.mgrid[0:64, 0:64] / 64.0
+        yy, xx = np.mgrid[0:128, 0:128] / 128.0
         grain = 0.88 + 0.12 * np.sin(2 * np.pi * (6 * yy + 0.3 * np.sin(2 * np.pi * 2 * xx + rng.uniform(0, 6))))
         top_tex = load_texture(self.client, (np.clip(wood * grain[..., None], 0, 1) * 255).astype(np.uint8), tex_dir, "table")
         add_body(self.client, "box", (0.75, 0.5, 0.025), (0.5, 0.0, -0.025), texture=top_tex)
