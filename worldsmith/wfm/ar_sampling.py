@@ -1,0 +1,187 @@
+"""Sampling from the AR world model: logits processing, the plain KV-cache loop, speculative decoding with
+copy-last-frame drafts, and sliding-window rollouts longer than the trained context.
+
+All functions take logits shaped (B, G, K): G independent groups (the FSQ digits, or one group of 64k ids)
+whose product is the token distribution. Temperature, top-k and top-p act on each group (for the full head
+that is the usual vocabulary-wide filtering). temperature=0 means greedy (argmax per group = argmax of the
+product). Randomness comes only from the `torch.Generator` passed in, so a seed fixes the output.
+
+Speculative decoding (Leviathan et al. 2023, "Fast Inference from Transformers via Speculative Decoding")
+with a deterministic draft: the draft for the token at (t, h, w) is the token already generated at
+(t-1, h, w) - video is mostly static from one latent frame to the next, like prompt-lookup decoding in text.
+Each pass feeds the pending token plus L drafts; a draft x is accepted with probability p(x) (the target
+probability after filtering), and on the first rejection the token is drawn from p with x removed
+(renormalised). With a point-mass draft this is exactly the target distribution; with temperature 0 it
+returns exactly the tokens of the plain loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from worldsmith.wfm.gpt import GPT, grid_positions
+
+
+@dataclass
+class SamplingConfig:
+    temperature: float = 1.0
+    top_k: int = 0          # 0: off
+    top_p: float = 1.0      # 1.0: off
+    draft: int = 0          # speculative draft length per pass (0: the plain one-token loop)
+    seed: int = 0
+
+
+# ------------------------------------------------------------------------------------------- logits
+def filtered_probs(logits: torch.Tensor, cfg: SamplingConfig) -> torch.Tensor:
+    """(..., K) logits -> probabilities after temperature, top-k and top-p (per group)."""
+    logits = logits.float()
+    if cfg.temperature <= 0:
+        return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).float()
+    logits = logits / cfg.temperature
+    if cfg.top_k and cfg.top_k < logits.shape[-1]:
+        kth = logits.topk(cfg.top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = logits.softmax(-1)
+    if cfg.top_p < 1.0:
+        sorted_p, idx = probs.sort(-1, descending=True)
+        before = sorted_p.cumsum(-1) - sorted_p          # mass strictly above each entry
+        keep_sorted = before < cfg.top_p                   # always keeps the most likely entry
+        keep = torch.zeros_like(keep_sorted).scatter(-1, idx, keep_sorted)
+        probs = probs * keep
+        probs = probs / probs.sum(-1, keepdim=True)
+    return probs
+
+
+def sample_groups(probs: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
+    """(..., G, K) probabilities -> (..., G) sampled class per group."""
+    flat = probs.reshape(-1, probs.shape[-1])
+    return torch.multinomial(flat, 1, generator=gen).view(probs.shape[:-1])
+
+
+def residual_sample(probs: torch.Tensor, draft: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
+    """Sample digits y ~ prod_g p_g conditioned on y != draft (exactly, no rejection loop).
+
+    Go through the groups in order while y still equals the draft: keeping the draft's digit g is allowed
+    only if a later group can still differ, so its weight is p_g(x_g) * (1 - prod_{g'>g} p_g'(x_g')); any
+    other digit has weight p_g(v) and frees the later groups to be sampled plainly.
+    probs (B, G, K), draft (B, G) -> (B, G)."""
+    b, g, _ = probs.shape
+    p_draft = probs.gather(-1, draft.unsqueeze(-1)).squeeze(-1)            # (B, G)
+    # tail[:, i] = prod_{j > i} p_j(x_j)
+    tail = torch.ones_like(p_draft)
+    for i in range(g - 2, -1, -1):
+        tail[:, i] = tail[:, i + 1] * p_draft[:, i + 1]
+    free = sample_groups(probs, gen)                                         # used once a digit differs
+    out = torch.empty_like(draft)
+    equal = torch.ones(b, dtype=torch.bool, device=probs.device)
+    for i in range(g):
+        w = probs[:, i].clone()
+        w.scatter_(-1, draft[:, i:i + 1], (p_draft[:, i] * (1 - tail[:, i])).unsqueeze(-1))
+        w = w.clamp(min=0)
+        bad = w.sum(-1) <= 0                                                 # p(draft) == 1: nothing else possible
+        w[bad] = probs[bad, i]
+        cond = sample_groups(w.unsqueeze(1), gen).squeeze(1)
+        out[:, i] = torch.where(equal, cond, free[:, i])
+        equal = equal & (out[:, i] == draft[:, i])
+    return out
+
+
+# ------------------------------------------------------------------------------------------- decoding
+@dataclass
+class Stats:
+    passes: int = 0          # forward passes (prefills included)
+    tokens: int = 0          # tokens generated
+    accepted: int = 0        # speculative drafts accepted
+
+
+@torch.no_grad()
+def generate(model: GPT, prompt: torch.Tensor, frames: int, cfg: SamplingConfig = SamplingConfig(),
+             text: torch.Tensor | None = None, cond: torch.Tensor | None = None,
+             window: int | None = None, shift: int | None = None, stats: Stats | None = None) -> torch.Tensor:
+    """video2world: prompt (B, k, H, W) token ids of the first k >= 0 latent frames -> (B, k + frames, H, W).
+
+    One loop serves both decoders. Each pass feeds the input of the next unknown token (the last known
+    token, or the start-of-video token) plus L drafts, L = 0 for the plain KV-cache loop and up to
+    `cfg.draft` for speculative decoding; it yields L + 1 distributions, accepts a prefix of the drafts,
+    draws one more token, and truncates the cache to what was accepted.
+
+    Rollouts longer than `window` latent frames (default: the trained grid's T) slide the window by
+    re-encoding: when the next token would start frame `window`, the oldest `shift` frames (default
+    window // 2, at least 1) are dropped and the cache is rebuilt over the kept frames with positions
+    restarting at t = 0, so every query sees exactly the positions and start-of-video token it was trained
+    with; that costs one prefill per `shift` generated frames. `cond` (B, k + frames, C) holds one
+    conditioning vector per latent frame of the whole rollout; `text` (B, 384) a prompt embedding."""
+    model.eval()
+    c = model.cfg
+    b, k, h, w = prompt.shape
+    if (h, w) != (c.grid[1], c.grid[2]):
+        raise ValueError(f"prompt grid {h}x{w} does not match the model's {c.grid[1]}x{c.grid[2]}")
+    window = window or c.grid[0]
+    shift = max(1, min(shift or window // 2, window - 1)) if window > 1 else 1
+    hw, total = h * w, (k + frames) * h * w
+    dev = next(model.parameters()).device
+    gen = torch.Generator(device=dev).manual_seed(cfg.seed)
+    stats = stats if stats is not None else Stats()
+    out = torch.zeros(b, total, dtype=torch.long, device=dev)
+    out[:, : k * hw] = prompt.reshape(b, -1).to(dev)
+    text_kv = model.text_kv(text.to(dev) if text is not None else None, b)
+    cache = model.new_cache(b, window * hw + 1, device=dev)
+    pos_window = grid_positions(window, h, w, device=dev)
+    codec = model.codec
+    base = 0                               # first latent frame of the current window
+    n_done = k * hw                        # tokens known so far
+
+    def forward(inputs: torch.Tensor, first_target: int) -> torch.Tensor:
+        rel = first_target - base * hw
+        sov = torch.zeros(inputs.shape, dtype=torch.bool, device=dev)
+        if rel == 0:
+            sov[:, 0] = True
+        stats.passes += 1
+        return model(inputs, pos_window[rel: rel + inputs.shape[1]], sov=sov,
+                     cond=None if cond is None else cond[:, base:], cache=cache, text_kv=text_kv)
+
+    def prefill() -> None:
+        """Cache the inputs of targets base*hw .. n_done-1 (start-of-video, then known tokens)."""
+        cache.reset()
+        if n_done > base * hw:
+            seq = out[:, base * hw: n_done - 1]
+            forward(torch.cat([torch.zeros_like(out[:, :1]), seq], dim=1), base * hw)
+
+    prefill()
+    while n_done < total:
+        if n_done == (base + window) * hw:          # window full: slide by re-encoding
+            base += shift
+            prefill()
+        room = min(total, (base + window) * hw) - n_done - 1
+        n_draft = max(0, min(cfg.draft, room, hw)) if n_done - hw >= 0 else 0
+        last = out[:, n_done - 1: n_done] if n_done > base * hw else torch.zeros_like(out[:, :1])
+        drafts = out[:, n_done - hw: n_done - hw + n_draft]                      # copy of the previous frame
+        probs = filtered_probs(forward(torch.cat([last, drafts], dim=1), n_done), cfg)   # (B, L+1, G, K)
+        if n_draft == 0:
+            out[:, n_done] = codec.ids(sample_groups(probs[:, 0], gen))
+            n_done += 1
+            stats.tokens += 1
+            continue
+        d_digits = codec.digits(drafts)
+        p_x = probs[:, :n_draft].gather(-1, d_digits.unsqueeze(-1)).squeeze(-1).prod(-1)   # (B, L)
+        if cfg.temperature <= 0:
+            accept = p_x > 0.5                    # one-hot probabilities: the draft is the argmax
+        else:
+            accept = torch.rand(p_x.shape, generator=gen, device=dev) < p_x
+        run = accept.long().cumprod(1).sum(1)     # accepted prefix per sample
+        m = int(run.min())                        # common prefix kept for the whole batch
+        out[:, n_done: n_done + m] = drafts[:, :m]
+        p_m = probs[:, m]
+        if m == n_draft:                          # all drafts accepted: a free draw from the next distribution
+            nxt = codec.ids(sample_groups(p_m, gen))
+        else:                                     # first rejection at m for some samples: residual draw there
+            res = p_m.argmax(-1) if cfg.temperature <= 0 else residual_sample(p_m, d_digits[:, m], gen)
+            nxt = torch.where(run == m, codec.ids(res), drafts[:, m])
+        out[:, n_done + m] = nxt
+        cache.truncate(cache.length - (n_draft - m))
+        n_done += m + 1
+        stats.tokens += m + 1
+        stats.accepted += m
+    return out.view(b, k + frames, h, w)
