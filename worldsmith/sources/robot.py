@@ -384,9 +384,10 @@ def _episode(rng, frames: int, size: int, task: str | None, meta: dict) -> Episo
             cols["action"][k] = [*(xyz[k + 1] - xyz[k]), *(rpy[k + 1] - rpy[k]), grip[k]]
             # Apply action k: move the target linearly from target k to target k+1 over the frame interval.
             # IK is the costly call, so it is re-solved every IK_EVERY physics steps (the motors interpolate between).
-            for s in range(1, substeps + 1):
-                if s % IK_EVERY == 0 or s == 1:
-                    a = min(s + IK_EVERY - 1, substeps) / substeps
+            # Each solve aims at where the target will be at the end of its IK_EVERY steps.
+            for s in range(substeps):
+                if s % IK_EVERY == 0:
+                    a = min(s + IK_EVERY, substeps) / substeps
                     scene.command(xyz[k] + a * (xyz[k + 1] - xyz[k]), rpy[k] + a * (rpy[k + 1] - rpy[k]), grip[k])
                 p.stepSimulation(physicsClientId=client)
             scene.update_grasp(grip[k])
