@@ -32,15 +32,29 @@ SIZE = 64
 RESULTS = Path(__file__).resolve().parent / "results" / "sources.json"
 
 
+class Timer:
+    """Wall and CPU time of a block. On a shared machine the wall clock counts other people's work
+    too; frames per CPU second (this process, all its threads) is the figure that travels."""
+
+    def __enter__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+    def rates(self, frames: int) -> dict:
+        return {"frames": frames, "seconds": round(self.wall, 3), "cpu_seconds": round(self.cpu, 3),
+                "frames_per_s": round(frames / self.wall, 1), "frames_per_cpu_s": round(frames / max(self.cpu, 1e-9), 1)}
+
+
 def time_ours(name: str, episodes: int, frames: int) -> dict:
-    t0 = time.perf_counter()
     count = 0
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), Timer() as timer:
         warnings.simplefilter("ignore")
         for ep in generate(name, episodes, frames, size=SIZE, seed=0):
             count += ep.length
-    wall = time.perf_counter() - t0
-    return {"frames": count, "seconds": round(wall, 3), "frames_per_s": round(count / wall, 1) if wall > 0 else None}
+    return timer.rates(count)
 
 
 def baseline_driving(episodes: int, frames: int) -> dict:
@@ -49,13 +63,11 @@ def baseline_driving(episodes: int, frames: int) -> dict:
     scenes = [driving.make_scene(np.random.default_rng(episode_rng_seed(0, k)), frames, SIZE) for k in range(episodes)]
     for scene in scenes:  # build the per-scene vehicle template outside the timed loop
         driving.vehicle_quads(scene, 0)
-    t0 = time.perf_counter()
-    for scene in scenes:
-        for t in range(frames):
-            driving.render_frame(scene, t)
-    wall = time.perf_counter() - t0
-    n = episodes * frames
-    return {"what": "render_frame on pre-built scenes (rasterizer only)", "frames_per_s": round(n / wall, 1)}
+    with Timer() as timer:
+        for scene in scenes:
+            for t in range(frames):
+                driving.render_frame(scene, t)
+    return {"what": "render_frame on pre-built scenes (rasterizer only)", **timer.rates(episodes * frames)}
 
 
 def baseline_atari(episodes: int, frames: int) -> dict:
@@ -65,16 +77,15 @@ def baseline_atari(episodes: int, frames: int) -> dict:
     actions = ale.getMinimalActionSet()
     rng = np.random.default_rng(0)
     n = episodes * frames
-    t0 = time.perf_counter()
-    for _ in range(n):
-        a = actions[int(rng.integers(len(actions)))]
-        for _ in range(atari.FRAME_SKIP):
-            ale.act(a)
-            if ale.game_over():
-                ale.reset_game()
-        ale.getScreenRGB()
-    wall = time.perf_counter() - t0
-    return {"what": f"ALE act x{atari.FRAME_SKIP} + getScreenRGB (210x160), no resize", "frames_per_s": round(n / wall, 1)}
+    with Timer() as timer:
+        for _ in range(n):
+            a = actions[int(rng.integers(len(actions)))]
+            for _ in range(atari.FRAME_SKIP):
+                ale.act(a)
+                if ale.game_over():
+                    ale.reset_game()
+            ale.getScreenRGB()
+    return {"what": f"ALE act x{atari.FRAME_SKIP} + getScreenRGB (210x160), no resize", **timer.rates(n)}
 
 
 def baseline_videos(episodes: int, frames: int) -> dict:
@@ -83,13 +94,12 @@ def baseline_videos(episodes: int, frames: int) -> dict:
 
     files = videos.list_videos(None)
     n = 0
-    t0 = time.perf_counter()
-    for k in range(episodes):  # the same windows the source reads: round-robin over files
-        path, window = files[k % len(files)], k // len(files)
-        for _ in iter_frames(path, window * frames, (window + 1) * frames):
-            n += 1
-    wall = time.perf_counter() - t0
-    return {"what": "PyAV decode of the same windows at full size (iter_frames), no resize", "frames_per_s": round(n / wall, 1)}
+    with Timer() as timer:
+        for k in range(episodes):  # the same windows the source reads: round-robin over files
+            path, window = files[k % len(files)], k // len(files)
+            for _ in iter_frames(path, window * frames, (window + 1) * frames):
+                n += 1
+    return {"what": "PyAV decode of the same windows at full size (iter_frames), no resize", **timer.rates(n)}
 
 
 BASELINES = {"driving": baseline_driving, "atari": baseline_atari, "videos": baseline_videos}
@@ -122,17 +132,19 @@ def main() -> None:
         rows[name] = row
 
     print(f"sources at {SIZE}x{SIZE}, {episodes} episodes x {frames} frames each")
-    print(f"{'source':<9} {'status':<12} {'ours fps':>9} {'base fps':>9}  baseline")
+    print("fps = frames per wall second; cpu = frames per CPU second of this process (load-independent)")
+    print(f"{'source':<9} {'status':<12} {'ours fps':>9} {'ours cpu':>9} {'base fps':>9} {'base cpu':>9}  baseline")
     for name, row in rows.items():
         if row["status"] != "ok":
-            print(f"{name:<9} {row['status']:<12} {'-':>9} {'-':>9}  {row['reason']}")
+            print(f"{name:<9} {row['status']:<12} {'-':>9} {'-':>9} {'-':>9} {'-':>9}  {row['reason']}")
             continue
         base = row.get("baseline", {})
-        base_fps = base.get("frames_per_s")
-        print(f"{name:<9} {'ok':<12} {row['frames_per_s']:>9.1f} {base_fps if base_fps is not None else '-':>9}  "
+        print(f"{name:<9} {'ok':<12} {row['frames_per_s']:>9.1f} {row['frames_per_cpu_s']:>9.1f} "
+              f"{base.get('frames_per_s', '-'):>9} {base.get('frames_per_cpu_s', '-'):>9}  "
               f"{base.get('what', '(none: end to end only)')}")
 
     headline = {f"{name}_fps": row["frames_per_s"] for name, row in rows.items() if row["status"] == "ok"}
+    headline.update({f"{name}_fps_cpu": row["frames_per_cpu_s"] for name, row in rows.items() if row["status"] == "ok"})
     headline["unavailable"] = [name for name, row in rows.items() if row["status"] != "ok"]
     headline["size"] = SIZE
     save_json({"size": SIZE, "episodes": episodes, "frames": frames, "quick": args.quick, "sources": rows,

@@ -19,6 +19,7 @@ frame k to frame k+1 (RK4 with `SUBSTEPS` steps over 1/fps), as `bicycle_step` i
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -136,23 +137,27 @@ class Road:
 # Ego vehicle: kinematic bicycle model
 
 
-def bicycle_derivative(state: np.ndarray, accel: float, steer_rate: float, wheelbase: float) -> np.ndarray:
+def bicycle_derivative(state, accel: float, steer_rate: float, wheelbase: float) -> tuple:
+    """d/dt of (x, y, yaw, v, delta) for the rear-axle kinematic bicycle model."""
     x, y, yaw, v, delta = state
-    return np.array([v * np.cos(yaw), v * np.sin(yaw), v * np.tan(delta) / wheelbase, accel, steer_rate])
+    return (v * math.cos(yaw), v * math.sin(yaw), v * math.tan(delta) / wheelbase, accel, steer_rate)
 
 
 def bicycle_step(state: np.ndarray, action: np.ndarray, dt: float, wheelbase: float, substeps: int = SUBSTEPS):
-    """Advance (x, y, yaw, v, delta) by dt under constant (accel, steer_rate) with RK4."""
+    """Advance (x, y, yaw, v, delta) by dt under constant (accel, steer_rate) with RK4.
+
+    Scalar Python floats on purpose: five numbers per step are far cheaper than numpy arrays.
+    """
     a, w = float(action[0]), float(action[1])
     h = dt / substeps
-    s = np.asarray(state, dtype=np.float64)
+    s = tuple(float(c) for c in state)
     for _ in range(substeps):
         k1 = bicycle_derivative(s, a, w, wheelbase)
-        k2 = bicycle_derivative(s + 0.5 * h * k1, a, w, wheelbase)
-        k3 = bicycle_derivative(s + 0.5 * h * k2, a, w, wheelbase)
-        k4 = bicycle_derivative(s + h * k3, a, w, wheelbase)
-        s = s + h / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4)
-    return s
+        k2 = bicycle_derivative(tuple(si + 0.5 * h * ki for si, ki in zip(s, k1)), a, w, wheelbase)
+        k3 = bicycle_derivative(tuple(si + 0.5 * h * ki for si, ki in zip(s, k2)), a, w, wheelbase)
+        k4 = bicycle_derivative(tuple(si + h * ki for si, ki in zip(s, k3)), a, w, wheelbase)
+        s = tuple(si + h / 6.0 * (p + 2 * q + 2 * r + u) for si, p, q, r, u in zip(s, k1, k2, k3, k4))
+    return np.array(s)
 
 
 def _smoothstep(u):
@@ -206,10 +211,11 @@ def simulate_ego(road: Road, plan: Plan, frames: int, cfg: DrivingConfig):
         xl = dx * np.cos(yaw) + dy * np.sin(yaw)
         yl = -dx * np.sin(yaw) + dy * np.cos(yaw)
         ld = max(np.hypot(xl, yl), 1e-6)
-        delta_star = np.clip(np.arctan(2.0 * L * yl / (ld * ld)), -cfg.max_steer, cfg.max_steer)
-        omega = np.clip((delta_star - delta) / 0.3, -cfg.max_steer_rate, cfg.max_steer_rate)
-        omega = np.clip(omega, (-cfg.max_steer - delta) / dt, (cfg.max_steer - delta) / dt)
-        accel = np.clip(2.0 * (plan.speed(t + dt) - v), *cfg.accel_limits)
+        clip = lambda value, lo, hi: min(max(value, lo), hi)
+        delta_star = clip(math.atan(2.0 * L * yl / (ld * ld)), -cfg.max_steer, cfg.max_steer)
+        omega = clip((delta_star - delta) / 0.3, -cfg.max_steer_rate, cfg.max_steer_rate)
+        omega = clip(omega, (-cfg.max_steer - delta) / dt, (cfg.max_steer - delta) / dt)
+        accel = clip(2.0 * (plan.speed(t + dt) - v), *cfg.accel_limits)
         accel = max(accel, -v / dt)  # never roll backwards
         actions[k] = (accel, omega)
         state = bicycle_step(state, actions[k], dt, L)
@@ -384,40 +390,44 @@ def _place_vehicles(rng, cfg: DrivingConfig, lanes: int, oncoming: int, road: Ro
 def _roadside(rng, cfg: DrivingConfig, road: Road, left_edge: float, right_edge: float, group0: int):
     """Trees, street lamps and buildings on both sides; returns quads and each quad's arc length.
 
-    Objects are drawn from the RNG one by one (so the scene is a pure function of the seed), then
-    built in one batched call per kind.
+    Slots every 5-11 m on each side hold a tree (45%), a building (15%) or nothing; lamps stand on
+    the right edge every 30 m. All random draws are made in bulk (a fixed number per slot), then
+    each kind is built in one batched call.
     """
-    trees, buildings, lamps = [], [], []
-    group = group0
-    s = road.s[0] + 2.0
-    lamp_next = road.s[0] + float(rng.uniform(0, 30))
-    while s < road.end - 5:
-        for side in (-1.0, 1.0):
-            edge = right_edge if side < 0 else left_edge
-            r = rng.random()
-            if r < 0.45:
-                d = edge + side * float(rng.uniform(2.5, 12.0))
-                trunk_h = float(rng.uniform(1.8, 3.0))
-                crown_w, crown_h = float(rng.uniform(2.2, 4.0)), float(rng.uniform(2.5, 5.0))
-                green = np.array([40, 110, 40.0]) * float(rng.uniform(0.7, 1.3))
-                trees.append((s, d, trunk_h, crown_w, crown_h, float(rng.uniform(0, np.pi / 2)), *green, group))
-                group += 1
-            elif r < 0.6:  # building, set back from the road
-                depth = float(rng.uniform(8.0, 16.0))
-                d = edge + side * (float(rng.uniform(6.0, 14.0)) + depth / 2)
-                h, length = float(rng.uniform(5.0, 22.0)), float(rng.uniform(8.0, 20.0))
-                color = PALETTE_BUILDINGS[rng.integers(len(PALETTE_BUILDINGS))]
-                buildings.append((s, d, length, depth, h, *color, group))
-                group += 1
-        if s >= lamp_next:  # street lamps on the right edge at regular spacing
-            lamps.append((s, right_edge - 1.0, group))
-            group += 1
-            lamp_next = s + 30.0
-        s += float(rng.uniform(5.0, 11.0))
+    span = road.end - 5 - (road.s[0] + 2.0)
+    steps = rng.uniform(5.0, 11.0, int(span / 5.0) + 2)
+    s_slots = road.s[0] + 2.0 + np.concatenate([[0.0], np.cumsum(steps)[:-1]])
+    s_slots = s_slots[s_slots < road.end - 5]
+    n = len(s_slots)
+    side = np.tile([-1.0, 1.0], n)
+    s_all = np.repeat(s_slots, 2)
+    edge = np.where(side < 0, right_edge, left_edge)
+    kind = rng.random(2 * n)
+    u = rng.random((2 * n, 7))  # per-slot parameters, used according to the kind
+    groups = group0 + np.arange(2 * n)
+
+    tree = kind < 0.45
+    t_s, t_d = s_all[tree], (edge + side * (2.5 + 9.5 * u[:, 0]))[tree]
+    trunk_h, crown_w, crown_h = (1.8 + 1.2 * u[:, 1])[tree], (2.2 + 1.8 * u[:, 2])[tree], (2.5 + 2.5 * u[:, 3])[tree]
+    greens = np.array([40, 110, 40.0]) * (0.7 + 0.6 * u[:, 4:5])[tree]
+    t_yaw = (np.pi / 2 * u[:, 5])[tree]
+    trees = np.column_stack([t_s, t_d, trunk_h, crown_w, crown_h, t_yaw, greens, groups[tree]])
+
+    bldg = (kind >= 0.45) & (kind < 0.6)
+    depth = 8.0 + 8.0 * u[:, 0]
+    b_d = edge + side * (6.0 + 8.0 * u[:, 1] + depth / 2)
+    b_h, b_len = 5.0 + 17.0 * u[:, 2], 8.0 + 12.0 * u[:, 3]
+    b_color = PALETTE_BUILDINGS[(u[:, 4] * len(PALETTE_BUILDINGS)).astype(int)]
+    buildings = np.column_stack([s_all, b_d, b_len, depth, b_h, b_color, groups])[bldg]
+
+    lamp_s = np.arange(road.s[0] + 30.0 * rng.random(), road.end - 5, 30.0)
+    lamps = np.column_stack([lamp_s, np.full(len(lamp_s), right_edge - 1.0),
+                             group0 + 2 * n + np.arange(len(lamp_s))])
+    group = group0 + 2 * n + len(lamp_s)
 
     parts, s_of = [], []
-    if trees:  # crown (tapered box) then trunk, drawn in that order
-        t = np.array(trees)
+    if len(trees):  # crown (tapered box) then trunk, drawn in that order
+        t = trees
         xy = road.point(t[:, 0], t[:, 1])
         trunk_h, crown_w, crown_h = t[:, 2], t[:, 3], t[:, 4]
         center = np.column_stack([xy, trunk_h + crown_h / 2])
@@ -427,14 +437,14 @@ def _roadside(rng, cfg: DrivingConfig, road: Road, left_edge: float, right_edge:
                                np.column_stack([np.full(len(t), 0.35), np.full(len(t), 0.35), trunk_h]), TRUNK,
                                t[:, 9].astype(int), order=1, center=center))
         s_of += [np.repeat(t[:, 0], 6)] * 2
-    if buildings:
-        b = np.array(buildings)
+    if len(buildings):
+        b = buildings
         xy = road.point(b[:, 0], b[:, 1])
         parts.append(box_quads(np.column_stack([xy, b[:, 4] / 2]), road.heading(b[:, 0]), b[:, 2:5], b[:, 5:8],
                                b[:, 8].astype(int)))
         s_of.append(np.repeat(b[:, 0], 6))
-    if lamps:  # pole, then an arm reaching over the road
-        p = np.array(lamps)
+    if len(lamps):  # pole, then an arm reaching over the road
+        p = lamps
         n = len(p)
         xy, arm_xy, yaw = road.point(p[:, 0], p[:, 1]), road.point(p[:, 0], p[:, 1] + 0.9), road.heading(p[:, 0])
         pole_c = np.column_stack([xy, np.full(n, 3.5)])
