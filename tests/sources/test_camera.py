@@ -68,9 +68,10 @@ def test_deterministic_by_seed():
     assert a[0].columns["camera.pose"].tobytes() != c[0].columns["camera.pose"].tobytes()
 
 
+@pytest.mark.parametrize("seed", [0, 3])  # seed 0 draws left/out/right/down, seed 3 right/in/left/up
 @pytest.mark.parametrize("motion", camera.MOTIONS)
-def test_each_motion_moves_the_camera_as_named(motion):
-    (ep,) = camera.generate(1, 8, size=32, seed=3, motion=motion)
+def test_each_motion_moves_the_camera_as_named(motion, seed):
+    (ep,) = camera.generate(1, 8, size=32, seed=seed, motion=motion)
     poses = ep.columns["camera.pose"].astype(np.float64)
     eye, forward = poses[:, :3, 3], poses[:, :3, 2]
     travel = np.linalg.norm(eye[-1] - eye[0])
@@ -87,6 +88,16 @@ def test_each_motion_moves_the_camera_as_named(motion):
             assert abs(pitch[-1] - pitch[0]) > 8
     else:
         assert travel > 0.3
+    # the direction word matches the geometry
+    right0 = poses[0, :3, 0]
+    if motion == "orbit":
+        assert (eye[-1] - eye[0]) @ right0 * (1 if "right" in ep.task else -1) > 0.2
+    if motion == "dolly":
+        assert ((eye[-1] - eye[0]) @ forward[0] > 0) == ("in toward" in ep.task)  # moves along its view = in
+    if motion == "pan":
+        assert (heading[-1] > heading[0]) == ("left" in ep.task)  # counter-clockwise from above turns left
+    if motion == "tilt":
+        assert (forward[-1, 2] > forward[0, 2]) == ("up" in ep.task)
     assert np.abs(ep.frames[-1].astype(int) - ep.frames[0].astype(int)).mean() > 3  # the video is not static
     for pose in poses:  # every pose is a rigid transform
         np.testing.assert_allclose(pose[:3, :3].T @ pose[:3, :3], np.eye(3), atol=1e-5)
