@@ -65,14 +65,14 @@ def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, cfg: LossConf
     recon = recon.float()
     l1 = (recon - target).abs().mean()
     loss = cfg.l1 * l1
-    metrics = {"l1": float(l1)}
+    metrics = {"l1": float(l1.detach())}
     if cfg.ssim > 0:
         s = ssim(recon, target, cfg.ssim_window)
         loss = loss + cfg.ssim * (1 - s)
-        metrics["ssim"] = float(s)
+        metrics["ssim"] = float(s.detach())
     if cfg.temporal > 0 and target.shape[2] > 1:
         tc = ((recon[:, :, 1:] - recon[:, :, :-1]) - (target[:, :, 1:] - target[:, :, :-1])).abs().mean()
         loss = loss + cfg.temporal * tc
-        metrics["temporal"] = float(tc)
+        metrics["temporal"] = float(tc.detach())
     metrics["psnr"] = float(psnr(recon.detach(), target))
     return loss, metrics

@@ -147,7 +147,7 @@ def load_tokenizer(run_dir: str | os.PathLike, preset: str | None = None, ema: b
         raise TokenizerError(str(e)) from None
     if preset is not None:
         want = preset_config(preset)
-        if (want.kind, want.compression, want.width) != (cfg.kind, cfg.compression, cfg.width):
+        if (want.kind, want.compression) != (cfg.kind, cfg.compression):  # widths may be overridden by --set
             raise TokenizerError(f"{cfg_path}: holds preset {cfg.preset!r}, not the requested {preset!r}")
     weights = run / "ema.safetensors"
     if not ema or not weights.exists():
