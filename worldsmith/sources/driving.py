@@ -232,6 +232,7 @@ PALETTE_BUILDINGS = np.array([[200, 180, 150], [160, 80, 60], [140, 140, 145], [
                               [175, 120, 90]], float)
 ASPHALT, SHOULDER, WHITE, YELLOW = (78, 78, 84), (128, 118, 100), (235, 235, 230), (235, 190, 40)
 GLASS, TRUNK = np.array([45, 55, 70.0]), np.array([95, 65, 40.0])
+TAIL_LIGHT, HEAD_LIGHT = np.array([230, 30, 25.0]), np.array([250, 245, 200.0])
 
 
 @dataclass
@@ -577,6 +578,11 @@ def _vehicle_template(vehicles: list[Vehicle]) -> tuple[Quads, np.ndarray, np.nd
     add(car, np.column_stack([np.full(n, -0.25), zero, body_h + (H - body_h) / 2 - H / 2]),
         np.column_stack([L * 0.5, W * 0.9, H - body_h]), np.tile(GLASS, (n, 1)), 1, center=origin,
         taper=np.full(n, 0.8))
+    # Lights, drawn after the body they stick out of: red at the back, pale yellow at the front.
+    for along, color in ((-1.0, TAIL_LIGHT), (1.0, HEAD_LIGHT)):
+        for across in (-1.0, 1.0):
+            add(car, np.column_stack([along * (L / 2 + 0.02), across * (W / 2 - 0.3), np.full(n, 0.7) - H / 2]),
+                np.tile([0.08, 0.4, 0.16], (n, 1)), np.tile(color, (n, 1)), 2, center=origin)
     # Trucks: cab in front, cargo box behind, each sorted by its own centre.
     truck = ~car
     add(truck, np.column_stack([L / 2 - 1.1, zero, 1.3 - H / 2]), np.column_stack([np.full(n, 2.2), W * 0.96,
