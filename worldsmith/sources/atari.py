@@ -47,8 +47,8 @@ def make_emulator(game: str, ale_seed: int):
     games = ale_py.roms.get_all_rom_ids()
     if game not in games:
         raise ValueError(f"unknown Atari game {game!r}; ale-py ships: {', '.join(sorted(games))}")
+    ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)  # before construction: no banner on stderr
     ale = ale_py.ALEInterface()
-    ale.setLoggerMode(ale_py.LoggerMode.Error)
     ale.setInt("random_seed", int(ale_seed))
     ale.setFloat("repeat_action_probability", 0.0)  # stickiness lives in our policy, where we record it
     ale.setInt("frame_skip", 1)  # we repeat actions ourselves so the reward sums are ours
