@@ -262,6 +262,7 @@ class Scene:
     backdrop: np.ndarray
     meta: dict = field(default_factory=dict)
     template: tuple | None = None  # vehicle quads in their own frames, built on first use
+    _traffic: np.ndarray | None = None  # the vehicles' parameters as arrays, built on first use
 
     @property
     def frames(self) -> int:
@@ -272,15 +273,15 @@ class Scene:
 
     def vehicle_states(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Bounding-box centres (N, 3) and yaws (N,) of the other vehicles at frame k."""
-        t = k / self.cfg.fps
         if not self.vehicles:
             return np.zeros((0, 3)), np.zeros(0)
-        s = np.array([v.s0 + v.speed * t for v in self.vehicles])
-        d = np.array([v.lane for v in self.vehicles])
-        xy = self.road.point(s, d)
-        z = np.array([v.size[2] / 2 for v in self.vehicles])
-        yaw = self.road.heading(s) + np.where([v.speed < 0 for v in self.vehicles], np.pi, 0.0)
-        return np.column_stack([xy, z]), yaw
+        if self._traffic is None:  # (s0, speed, lane, half height, yaw offset) as arrays, once
+            v = self.vehicles
+            self._traffic = np.array([[x.s0, x.speed, x.lane, x.size[2] / 2, np.pi if x.speed < 0 else 0.0] for x in v]).T
+        s0, speed, lane, half_h, flip = self._traffic
+        s = s0 + speed * (k / self.cfg.fps)
+        xy = self.road.point(s, lane)
+        return np.column_stack([xy, half_h]), self.road.heading(s) + flip
 
 
 def camera_pose(state: np.ndarray, cfg: DrivingConfig) -> np.ndarray:
