@@ -135,3 +135,38 @@ def test_bad_options_are_rejected():
         list(generate("driving", 1, 2, scenario="fly"))
     with pytest.raises(ValueError, match="unknown options"):
         list(generate("driving", 1, 2, colour="red"))
+
+
+def test_rasterizer_puts_a_box_where_the_pinhole_model_says_and_clips_at_the_near_plane():
+    from worldsmith.sources._render import Quads, box_quads, pinhole_intrinsics, render
+
+    K = pinhole_intrinsics(64, 64, 90.0)  # fx = 32, cx = cy = 31.5
+    pose = np.eye(4)  # the world frame is the camera frame: x right, y down, z forward
+    backdrop = np.zeros((64, 64, 3), np.uint8)
+    # A 2 m cube centred 10 m ahead: its front face (z = 9) spans x, y in [-1, 1] -> u, v in [27.9, 35.1].
+    box = box_quads([0.0, 0.0, 10.0], 0.0, [2.0, 2.0, 2.0], [200, 50, 50], 7)
+    _, ids = render(box, pose, K, backdrop, ss=1, with_ids=True)
+    rows, cols = np.nonzero(ids == 7)
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (28, 35, 28, 35)
+    # A floor 1 m below the camera reaching from behind it (z = -5) to z = 20: the part behind the
+    # camera is clipped away and the rest covers the image from its far edge (v = 31.5 + 32 / 20) down.
+    floor = np.array([[[-60, 1, -5], [60, 1, -5], [60, 1, 20], [-60, 1, 20]]], float)
+    quads = Quads(floor, np.array([[90.0, 90, 90]]), np.array([[0.0, -1, 0]]), np.array([0]), np.array([3]),
+                  np.array([0]), floor.mean(axis=1))
+    _, ids = render(quads, pose, K, backdrop, ss=1, with_ids=True)
+    column = ids[:, 32]
+    assert (column[34:] == 3).all() and (column[:33] == 0).all()
+    assert (ids[63] == 3).all()  # the nearest row spans the whole width
+
+
+def test_traffic_keeps_clear_of_the_ego_car_and_the_ego_car_stays_on_its_carriageway():
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        scene = driving.make_scene(rng, 40, 32)
+        hint = 0.0
+        for k in range(scene.frames):
+            x, y = scene.states[k, :2]
+            centres, _ = scene.vehicle_states(k)
+            assert np.linalg.norm(centres[:, :2] - (x, y), axis=1).min() > 3.0, (seed, k)
+            hint, d = scene.road.locate(x, y, hint)
+            assert -scene.lanes * scene.cfg.lane_width < d < 0.0, (seed, k, d)
