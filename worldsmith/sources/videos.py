@@ -107,7 +107,7 @@ def generate(
             skipped.append(record)
         warnings.warn(f"{path}: {problem}", SkippedVideoWarning, stacklevel=3)
 
-    readable = []  # (path, info, windows)
+    readable = []  # [path, probe info, whole windows, output frame rate]
     for path in list_videos(folder):
         try:
             info = probe(path)
