@@ -16,8 +16,9 @@ Vocabulary. An FSQ token id is a mixed-radix number whose digits are per-channel
 (levels [8, 8, 8, 5, 5, 5] -> 64,000 ids). With `head="digits"` (default) the token embedding is the sum of
 six digit embeddings (39 rows instead of 64,000) and the output is six digit softmaxes whose product is
 the token distribution: a valid distribution over all 64,000 ids that assumes the FSQ channels are
-conditionally independent given the context. The digit tables are tied between input and output, which is
-exactly tying a factorised token embedding. `head="full"` keeps a 64k-row table and softmax (tied).
+conditionally independent given the context. `head="full"` keeps a 64k-row table and softmax, tied between
+input and output (that saves 64k x dim parameters). The digit head is not tied: it would save only 39 x dim
+parameters, and in a short CPU run the tied, small-norm table learnt markedly slower.
 
 Logits come out as (B, L, G, K): G digit groups of K = max(levels) classes (padded with -inf), or G=1,
 K=vocab for the full head. Sampling code treats both the same way (see ar_sampling.py).
@@ -247,10 +248,11 @@ class TokenCodec(nn.Module):
         self.register_buffer("gather", gather, persistent=False)
         self.register_buffer("valid", valid, persistent=False)
         self.table = nn.Embedding(sum(levels), cfg.dim)
-        nn.init.normal_(self.table.weight, std=0.02 if cfg.head == "full" else 0.02 / math.sqrt(len(levels)))
+        nn.init.normal_(self.table.weight, std=0.02)
         self.sov = nn.Parameter(torch.randn(cfg.dim) * 0.02)   # start-of-video input
         self.out_norm = RMSNorm(cfg.dim, cfg.norm_eps)
-        self.scale = cfg.dim ** -0.5 if cfg.head == "digits" else 1.0
+        # digits: an untied (sum(levels) x dim) output table; full: the input table itself (tied)
+        self.out_table = nn.Parameter(torch.randn(sum(levels), cfg.dim) * 0.02) if cfg.head == "digits" else None
 
     def digits(self, ids: torch.Tensor) -> torch.Tensor:
         """(...,) ids -> (..., G) digits."""
@@ -267,7 +269,8 @@ class TokenCodec(nn.Module):
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         """(B, L, dim) -> (B, L, G, K), classes beyond a digit's level set to -inf."""
-        flat = F.linear(self.out_norm(h), self.table.weight) * self.scale      # (B, L, sum(levels))
+        table = self.out_table if self.out_table is not None else self.table.weight
+        flat = F.linear(self.out_norm(h), table)                               # (B, L, sum(levels))
         out = flat[..., self.gather]                                            # (B, L, G, K)
         return out.masked_fill(~self.valid, float("-inf"))
 
@@ -305,7 +308,7 @@ class GPT(nn.Module):
 
     def num_params(self, non_embedding: bool = False) -> int:
         n = sum(p.numel() for p in self.parameters())
-        return n - self.codec.table.weight.numel() if non_embedding else n
+        return n - sum(p.numel() for name, p in self.codec.named_parameters() if "table" in name) if non_embedding else n
 
     # ---- conditioning ----
     def text_kv(self, text: torch.Tensor | None, batch: int) -> dict[int, tuple]:
