@@ -225,3 +225,23 @@ def run_config(preset: str, roots: list[str], tokenizer: str, overrides: list[st
     run = ARRunConfig(preset=preset, model=preset_config(preset),
                       data=ARDataConfig(roots=[str(r) for r in roots], tokenizer=str(tokenizer)))
     return apply_overrides(run, overrides)
+
+
+def train_ar_command(preset: str, data: list[str], tokenizer: str, out: str, steps: int, batch_size: int, lr: float,
+                     precision: str, device: str, seed: int, overrides: list[str] | None, cache_dir: str | None) -> dict:
+    """What `worldsmith train ar` runs: build the configs, check the inputs, train (or resume)."""
+    from pathlib import Path
+
+    from worldsmith.train.trainer import TrainConfig
+
+    for root in data:
+        if not Path(root).exists():
+            raise ARError(f"{root}: no such dataset")
+    train_overrides = [o[len("train."):] for o in overrides or [] if o.startswith("train.")]
+    run = run_config(preset, data, tokenizer, [o for o in overrides or [] if not o.startswith("train.")])
+    from worldsmith.config import apply_overrides
+
+    train_cfg = apply_overrides(TrainConfig(steps=steps, batch_size=batch_size, lr=lr, precision=precision,
+                                            device=device, seed=seed, warmup_steps=min(100, max(1, steps // 10)),
+                                            ckpt_every=max(1, min(200, steps))), train_overrides)
+    return train_ar(run, train_cfg, out, cache_dir=cache_dir)
