@@ -53,7 +53,7 @@ def list_videos(folder: str | os.PathLike | None) -> list[Path]:
     if folder is None:
         base = Path(sample_folder())
         return [base / name for name in SAMPLE_FILES if (base / name).is_file()]
-    base = Path(folder)
+    base = Path(folder).expanduser()
     if not base.is_dir():
         raise FileNotFoundError(f"{base}: no such folder")
     files = sorted(p for p in base.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
