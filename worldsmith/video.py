@@ -173,6 +173,7 @@ def iter_frames(
     start: int = 0,
     end: int | None = None,
     fps: float | None = None,
+    threads: int = 0,
 ) -> Iterator[np.ndarray]:
     """Yield RGB uint8 frames [start, end) in the output frame grid.
 
@@ -186,7 +187,10 @@ def iter_frames(
     container = _open(source)
     try:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        if threads > 0:  # a fixed decoder thread count (curation workers use 1: one worker, one core)
+            stream.thread_count = threads
+        else:
+            stream.thread_type = "AUTO"
         src_fps = _stream_fps(stream)
         rate = float(fps) if fps else src_fps
         if rate <= 0:
