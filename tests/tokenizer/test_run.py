@@ -132,3 +132,19 @@ def test_cli_errors_are_one_line(trained_run, tmp_path):
     assert res.exit_code == 1 and "bad.safetensors" in res.output
     res = runner.invoke(app, ["tokenizer", "train", "--data", str(tmp_path / "nodata"), "--out", str(tmp_path / "r")])
     assert res.exit_code == 1 and "nodata: no such dataset" in res.output
+
+
+def test_export_writes_a_small_loadable_checkpoint(trained_run, tmp_path):
+    from worldsmith.tokenizer.run import export_checkpoint
+
+    out = tmp_path / "ckpt"
+    out.mkdir()
+    (out / "README.md").write_text("how to reproduce")
+    export_checkpoint(trained_run, out)
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "ema.safetensors", "log.jsonl",
+                                                     "loss.png", "train.json"]
+    assert (out / "ema.safetensors").stat().st_size < 0.6 * (trained_run / "ema.safetensors").stat().st_size
+    video = torch.rand(1, 3, 5, 32, 32) * 2 - 1
+    full, half = load_tokenizer(trained_run), load_tokenizer(out)
+    with torch.no_grad():
+        assert (full.decode(full.encode(video)) - half.decode(half.encode(video))).abs().max() < 1e-2

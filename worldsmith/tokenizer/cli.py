@@ -58,6 +58,26 @@ def train(
 
 
 @app.command()
+def export(
+    run: Path = typer.Argument(..., help="Tokenizer run directory."),
+    out: Path = typer.Argument(..., help="Checkpoint folder to write (replaced; its README.md is kept)."),
+    dtype: str = typer.Option("float16", help="Weight dtype: float16 (half the bytes) or float32."),
+) -> None:
+    """Export a run's EMA weights and config to a small checkpoint folder.
+
+    Example: worldsmith tokenizer export runs/cv-4x8x8-tiny checkpoints/cv-4x8x8-tiny
+    """
+    from worldsmith.tokenizer.run import TokenizerError, export_checkpoint
+
+    if dtype not in ("float16", "float32", "bfloat16"):
+        _fail(f"--dtype {dtype}: expected float16, bfloat16 or float32")
+    try:
+        typer.echo(str(export_checkpoint(run, out, dtype)))
+    except TokenizerError as e:
+        _fail(str(e))
+
+
+@app.command()
 def encode(
     run: Path = typer.Argument(..., help="Tokenizer run directory."),
     src: Path = typer.Argument(..., help="Input video file."),
