@@ -7,7 +7,7 @@ Segments, joined by hard cuts, in this order (all resized to one size and frame 
   good_pan         a camera panning over a procedural landscape                -> accept (camera: pan)
   captions         bikes.mp4 frames 188-240 with a burnt-in subtitle             -> reject: text_overlay
   repeat_bunny     good_bunny again, frame for frame                            -> reject: duplicate
-  blurred          bikes.mp4 frames 31-75, Gaussian blur sigma 4 (at 640 wide)   -> reject: blurry
+  blurred          bikes.mp4 frames 31-75, Gaussian blur sigma 5 (at 640 wide)   -> reject: blurry
   good_carphone    carphone_pristine.mp4 frames 0-60 (a face in a car)          -> accept
 The ground truth JSON beside the video lists the cut frames and each segment's range and expected verdict.
 """
@@ -59,7 +59,7 @@ def build_segments(size: tuple[int, int], seed: int) -> list[tuple[str, str, np.
     carphone = read_video(_sample("carphone_pristine"), fps=25.0, size=size, end=60)
     caption_seed = int(rng.integers(1 << 30))
     captioned = np.stack([render_caption(f, np.random.default_rng(caption_seed)) for f in bikes[188:241]])
-    sigma = 4.0 * w / 640
+    sigma = 5.0 * w / 640
     blurred = np.stack([cv2.GaussianBlur(f, (0, 0), sigma) for f in bikes[31:75]])
     return [
         ("good_bikes_a", "accept", bikes[138:186]),

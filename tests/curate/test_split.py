@@ -1,0 +1,42 @@
+import numpy as np
+
+from worldsmith.curate.config import SplitConfig
+from worldsmith.curate.split import ShotSplitter, detect_cuts
+from worldsmith.video import read_video
+
+from curate_helpers import sample
+
+
+def test_bikes_hard_cuts_within_two_frames():
+    frames = read_video(sample("bikes"))
+    cuts = detect_cuts(frames, SplitConfig(), fps=25.0)
+    truth = [30, 76, 137, 187, 242]
+    assert len(cuts) == len(truth)
+    for c, t in zip(cuts, truth):
+        assert abs(c - t) <= 2, (cuts, truth)
+
+
+def _spans(lengths, cfg):
+    """Feed flat-colour shots of the given lengths; return the clip spans."""
+    rng = np.random.default_rng(0)
+    splitter = ShotSplitter(cfg, fps=25.0)
+    spans = []
+    for n in lengths:
+        colour = rng.integers(0, 256, 3, dtype=np.uint8)
+        for _ in range(n):
+            img = np.empty((18, 32, 3), np.uint8)
+            img[:] = colour
+            img[:9, :16] = 255 - colour  # some structure, constant within the shot
+            spans += splitter.feed(img)
+    spans += splitter.finish()
+    return splitter.cuts, spans
+
+
+def test_long_shots_become_windows_and_cuts_are_trimmed():
+    cfg = SplitConfig(max_frames=20, min_frames=5, trim_frames=1, min_shot_frames=4)
+    cuts, spans = _spans([50, 12], cfg)
+    assert cuts == [50]
+    got = [(s.start, s.end) for s in spans]
+    # shot 0: windows of 20 from 0, the last trimmed before the cut at 50; shot 1 starts after the trim
+    assert got == [(0, 20), (20, 40), (40, 49), (51, 62)]
+    assert all(s.end - s.start <= cfg.max_frames for s in spans)
