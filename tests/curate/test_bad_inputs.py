@@ -1,0 +1,57 @@
+"""Bad input becomes a catalog row with its reason; the run goes on and the summary counts it."""
+
+import io
+
+import av
+import numpy as np
+import pyarrow.parquet as pq
+from curate_helpers import small_config
+
+from worldsmith.curate.inputs import expand_inputs
+from worldsmith.curate.run import curate
+from worldsmith.video import encode_video
+
+
+def _audio_only() -> bytes:
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="mp4") as out:
+        stream = out.add_stream("aac", rate=16000)
+        t = np.arange(16000 * 2) / 16000
+        samples = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None, :]
+        for i in range(0, samples.shape[1], 1024):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, i:i + 1024]), format="fltp", layout="mono")
+            frame.sample_rate = 16000
+            for pkt in stream.encode(frame):
+                out.mux(pkt)
+        for pkt in stream.encode():
+            out.mux(pkt)
+    return buf.getvalue()
+
+
+def test_bad_inputs_become_rows_and_the_run_goes_on(tmp_path, small_inputs):
+    rng = np.random.default_rng(0)
+    good = (small_inputs / "b_shot.mp4").read_bytes()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "zero.mp4").write_bytes(b"")
+    (bad / "truncated.mp4").write_bytes(good[: len(good) // 3])
+    (bad / "random.mp4").write_bytes(rng.integers(0, 256, 50_000, dtype=np.uint8).tobytes())
+    (bad / "audio.mp4").write_bytes(_audio_only())
+    (bad / "single.mp4").write_bytes(encode_video(rng.integers(0, 256, (1, 64, 64, 3), dtype=np.uint8), 25))
+    (bad / "absurd.mp4").write_bytes(encode_video(rng.integers(0, 256, (10, 16, 1024, 3), dtype=np.uint8), 25))
+    items, _ = expand_inputs([str(bad), str(small_inputs / "c_shot.mp4")])
+    summary = curate(items, tmp_path / "out", small_config())
+    rows = pq.read_table(tmp_path / "out" / "catalog.parquet").to_pylist()
+    by_input = {}
+    for r in rows:
+        by_input.setdefault(r["input"].rsplit("/", 1)[-1], []).append(r)
+    for name, words in {"zero.mp4": "empty", "random.mp4": "not a readable", "audio.mp4": "no video stream",
+                        "absurd.mp4": "absurd dimensions"}.items():
+        (row,) = by_input[name]
+        assert row["reason"] == "bad_input" and words in row["detail"] and name in row["detail"], row
+    # the truncated file: unreadable, or readable up to the damage; either way a row says what happened
+    assert any(r["reason"] in ("bad_input", "too_short") or r["status"] == "accepted" for r in by_input["truncated.mp4"])
+    (single,) = by_input["single.mp4"]
+    assert single["reason"] == "too_short" and single["frames"] == 1
+    assert any(r["status"] == "accepted" for r in by_input["c_shot.mp4"])
+    assert summary["bad_inputs"] >= 4 and summary["inputs"] == 7
