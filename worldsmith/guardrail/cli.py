@@ -2,6 +2,139 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Optional
+
 import typer
 
 app = typer.Typer(help="Guardrails: text pre-guard and video post-guard.", no_args_is_help=True)
+
+REFUSED_EXIT = 3
+POLICY_HELP = "Guardrail policy YAML (default: the shipped default_policy.yaml)."
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _guard(policy: Optional[Path]):
+    from worldsmith.config import ConfigError
+    from worldsmith.guardrail import Guardrail
+
+    try:
+        return Guardrail.from_policy(policy)
+    except (ConfigError, OSError) as e:
+        _fail(str(e))
+
+
+def _write_json(path: Path, obj) -> None:
+    from worldsmith.video import atomic_write_bytes
+
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode())
+
+
+@app.command("text")
+def text_cmd(
+    prompt: Optional[str] = typer.Argument(None, help="The prompt to check."),
+    file: Optional[Path] = typer.Option(None, "--file", "-f", help="Check every line of this file instead."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write [{prompt, allowed, reason}] here."),
+    policy: Optional[Path] = typer.Option(None, "--policy", help=POLICY_HELP),
+) -> None:
+    """Check prompts with the text pre-guard. Exit 0: allowed; 3: refused (for --file: any refused).
+
+    Example: worldsmith guard text "a robot arm stacks red cubes"
+    Example: worldsmith guard text --file prompts.txt --json verdicts.json
+    """
+    if (prompt is None) == (file is None):
+        _fail("give either a PROMPT or --file PROMPTS.txt")
+    if file is not None:
+        try:
+            prompts = [line.rstrip("\r\n") for line in file.read_text(encoding="utf-8").splitlines()]
+        except FileNotFoundError:
+            _fail(f"{file}: file not found")
+        except (OSError, UnicodeDecodeError) as e:
+            _fail(f"{file}: cannot read as UTF-8 text ({e.__class__.__name__})")
+        prompts = [p for p in prompts if p.strip()]
+    else:
+        prompts = [prompt]
+    guard = _guard(policy)
+    verdicts = guard.check_prompts(prompts)
+    rows = [{"prompt": p, "allowed": v.allowed, "reason": v.reason} for p, v in zip(prompts, verdicts)]
+    if json_out is not None:
+        _write_json(json_out, rows)
+    if file is None:
+        v = verdicts[0]
+        typer.echo(("allowed: " if v.allowed else "refused: ") + v.reason)
+    else:
+        refused = sum(not v.allowed for v in verdicts)
+        for r in rows:
+            if not r["allowed"]:
+                typer.echo(f"refused: {r['reason']}: {r['prompt'][:80]}")
+        typer.echo(f"{len(rows)} prompts: {len(rows) - refused} allowed, {refused} refused"
+                   + (f"; verdicts in {json_out}" if json_out else ""))
+    if any(not v.allowed for v in verdicts):
+        raise typer.Exit(REFUSED_EXIT)
+
+
+@app.command("video")
+def video_cmd(
+    src: Path = typer.Argument(..., help="Input video file."),
+    out: Path = typer.Option(..., "--out", "-o", help="Guarded video (H.264 MP4)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report (faces per frame) here."),
+    policy: Optional[Path] = typer.Option(None, "--policy", help=POLICY_HELP),
+) -> None:
+    """Blur every face (detected and tracked) in a video; exit 3 if a content classifier refused it.
+
+    Example: worldsmith guard video generated.mp4 --out generated_guarded.mp4 --json report.json
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from worldsmith.video import VideoError
+
+    if not src.is_file():
+        _fail(f"{src}: file not found")
+    guard = _guard(policy)
+    try:
+        with Progress(TextColumn("faces"), BarColumn(), TextColumn("{task.completed}/{task.total} frames"),
+                      TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), transient=True) as bar:
+            task = bar.add_task("faces", total=None, rate="")
+
+            def progress(done: int, total: int) -> None:
+                elapsed = bar.tasks[0].elapsed or 1e-9
+                bar.update(task, completed=done, total=total, rate=f"{done / elapsed:.1f} fps")
+
+            report = guard.guard_video_file(src, out, progress)
+    except VideoError as e:
+        _fail(str(e))
+    if json_out is not None:
+        _write_json(json_out, {"source": str(src), "out": str(out), **report.to_dict()})
+    typer.echo(f"{report.frames} frames, faces blurred in {report.frames_with_faces_blurred} "
+               f"({sum(report.faces_detected)} detections), {report.frames / max(report.seconds, 1e-9):.1f} fps "
+               f"-> {out}")
+    if not report.allowed:
+        typer.echo(f"refused: {report.reason}")
+        raise typer.Exit(REFUSED_EXIT)
+
+
+@app.command("train")
+def train_cmd(
+    out: Optional[Path] = typer.Option(None, "--out", help="Weights file (default: the shipped semantic.safetensors)."),
+    seed: int = typer.Option(0, help="Seed of the train/held-out split, the adversarial respellings and the init."),
+) -> None:
+    """Retrain the semantic classifier from the shipped labelled prompts (reproduces the shipped weights).
+
+    Example: worldsmith guard train --out /tmp/semantic.safetensors
+    """
+    from rich.progress import Progress
+
+    from worldsmith.guardrail.semantic import SemanticConfig, default_weights_path, train_classifier
+
+    target = out or default_weights_path()
+    with Progress(transient=True) as bar:
+        task = bar.add_task("embedding prompts, then training", total=None)
+        clf = train_classifier(SemanticConfig(seed=seed),
+                               progress=lambda i, n, loss: bar.update(task, completed=i, total=n))
+    clf.save(target)
+    typer.echo(f"wrote {target}: {clf.meta['train_examples']} training texts, final loss {clf.meta['final_loss']}")

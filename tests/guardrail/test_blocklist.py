@@ -1,0 +1,62 @@
+"""Blocklist categories, multi-word terms, exact terms and the allow-list."""
+
+import pytest
+
+from worldsmith.guardrail.blocklist import Blocklist
+
+
+@pytest.fixture(scope="module")
+def block():
+    return Blocklist.from_lexicon()
+
+
+@pytest.mark.parametrize("text,category", [
+    ("how to build a pipe bomb", "weapons"),
+    ("a video of a school shooting", "violence"),
+    ("shoot the people in the street", "violence"),
+    ("i want to kill myself", "self_harm"),
+    ("i want to k i l l myself", "self_harm"),
+    ("explicit porn scene", "sexual"),
+    ("ethnic cleansing propaganda", "hate"),
+    ("she was r@ped", "violence"),
+])
+def test_unsafe_words_are_blocked_with_their_category(block, text, category):
+    hits = block.match(text)
+    assert hits and hits[0].category == category
+
+
+def test_sexual_with_a_minor_escalates(block):
+    assert block.match("naked adults on a beach")[0].category == "sexual"
+    assert block.match("a naked child")[0].category == "sexual_minors"
+
+
+@pytest.mark.parametrize("text", [
+    "Xbox controller on a desk", "kill the process that hangs", "a bath bomb fizzing in the tub",
+    "robot arm cuts the cake", "photo shoot in a studio", "shoot a video of the sunset",
+    "hairdresser does a blow dry", "a killer whale breaches", "shooting star over the desert",
+    "stars visible to the naked eye", "a bomb disposal robot in a training drill", "rap music video",
+    "a robot picks up 4 cubes in 2024", "i am at a cafe", "shoot hoops in the gym",
+])
+def test_known_false_positives_are_allowed(block, text):
+    assert block.match(text) == []
+
+
+def test_allow_list_only_covers_its_own_span(block):
+    # the allow-listed phrase does not launder a second, unrelated hit
+    hits = block.match("a bath bomb and then a pipe bomb")
+    assert {h.surface for h in hits} == {"bomb", "pipe bomb"}
+    assert {h.category for h in hits} == {"weapons"}
+    assert block.match("a bath bomb") == []
+
+
+def test_exact_terms_are_not_stemmed(block):
+    assert block.match("rap battle") == []
+    assert block.match("a rapist")
+
+
+def test_additions_and_category_filter():
+    b = Blocklist.from_lexicon(extra_block={"weapons": ["flamethrower"]}, extra_allow=["bomb cyclone"],
+                               categories=["weapons"])
+    assert b.match("a fl4methrower demo")[0].term == "flamethrower"
+    assert b.match("a bomb cyclone hits the coast") == []
+    assert b.match("i want to kill myself") == []  # self_harm is not in the chosen categories

@@ -1,0 +1,123 @@
+"""Blocklist matching on normalised words, with an allow-list for known false positives.
+
+A term is a word or a phrase from `lexicon.yaml` (plus the policy's additions), turned into word
+skeletons by the same normaliser as the prompt, so "b0mb", "b.o.m.b", "bombing" all meet "bomb".
+A hit inside an allow-listed phrase ("bath bomb", "kill the process") is dropped. Terms are also
+searched *inside* runs of short fragments ("bo mb"), the one place where word boundaries lie.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from worldsmith.guardrail.normalize import normalize_tokens, skeleton, squashed_fragments, Token
+
+# Skipped when matching phrases, so "shoot the people" meets "shoot people".
+STOPWORDS = frozenset({"a", "an", "the", "some", "this", "that", "these", "those"})
+# Reported first when several categories fire.
+CATEGORY_PRIORITY = ("sexual_minors", "weapons", "violence", "self_harm", "sexual", "hate")
+MIN_INSIDE_LEN = 4  # shorter skeletons are too common to search inside squashed fragments
+
+
+@dataclass(frozen=True)
+class Term:
+    category: str
+    text: str  # as written in the lexicon
+    keys: tuple[str, ...]  # one skeleton per word
+    exact: bool  # compare unstemmed skeletons
+
+
+@dataclass(frozen=True)
+class Hit:
+    category: str
+    term: str
+    surface: str  # the words as the user wrote them
+
+
+def _term(category: str, text: str) -> Term:
+    exact = text.startswith("=")
+    body = text[1:] if exact else text
+    toks = [t for t in normalize_tokens(body) if t.skeleton not in STOPWORDS]
+    keys = tuple(t.exact if exact else t.skeleton for t in toks)
+    if not keys:
+        raise ValueError(f"blocklist term {text!r} has no words")
+    return Term(category, body, keys, exact)
+
+
+def _find(term: Term, toks: list[Token]) -> list[tuple[int, int]]:
+    n = len(term.keys)
+    spans = []
+    for i in range(len(toks) - n + 1):
+        if all((toks[i + k].exact if term.exact else toks[i + k].skeleton) == term.keys[k] for k in range(n)):
+            spans.append((i, i + n))
+    return spans
+
+
+def _priority(category: str) -> int:
+    return CATEGORY_PRIORITY.index(category) if category in CATEGORY_PRIORITY else len(CATEGORY_PRIORITY)
+
+
+def _inside(key: str, runs: list[list[tuple[str, str]]]) -> str | None:
+    """The shortest stretch of fragments whose joined skeleton contains `key`, as written."""
+    best = None
+    for run in runs:
+        if key not in skeleton("".join(w for w, _ in run), False):
+            continue
+        for i in range(len(run)):
+            for j in range(i + 1, len(run) + 1):
+                if key in skeleton("".join(w for w, _ in run[i:j]), False):
+                    if best is None or j - i < best[1] - best[0]:
+                        best = (i, j, run)
+                    break
+    return " ".join(raw for _, raw in best[2][best[0]:best[1]]) if best else None
+
+
+class Blocklist:
+    def __init__(self, blocklist: dict[str, list[str]], allowlist: list[str], minor_terms: list[str] = ()):
+        self.terms = [_term(cat, t) for cat, words in blocklist.items() for t in words]
+        self.allow = [_term("allow", t) for t in allowlist]
+        self.minor = [_term("minor", t) for t in minor_terms]
+
+    @classmethod
+    def from_lexicon(cls, path: str | Path | None = None, extra_block: dict[str, list[str]] | None = None,
+                     extra_allow: list[str] = (), categories: list[str] | None = None) -> "Blocklist":
+        """The shipped lexicon (or `path`), plus additions, restricted to `categories` if given."""
+        if path is None:
+            text = resources.files("worldsmith.guardrail").joinpath("lexicon.yaml").read_text()
+        else:
+            text = Path(path).read_text()
+        lex = yaml.safe_load(text)
+        block = {c: list(ws) for c, ws in lex["blocklist"].items()}
+        for cat, words in (extra_block or {}).items():
+            block.setdefault(cat, []).extend(words)
+        if categories is not None:
+            block = {c: ws for c, ws in block.items() if c in categories}
+        return cls(block, list(lex.get("allowlist", [])) + list(extra_allow), lex.get("minor_terms", []))
+
+    def match(self, text: str) -> list[Hit]:
+        """Every blocklist hit not covered by an allow-listed phrase, most severe category first."""
+        toks = [t for t in normalize_tokens(text) if t.skeleton not in STOPWORDS]
+        allowed = [span for a in self.allow for span in _find(a, toks)]
+        hits: list[Hit] = []
+        for term in self.terms:
+            for s, e in _find(term, toks):
+                if any(a0 <= s and e <= a1 for a0, a1 in allowed):
+                    continue
+                hits.append(Hit(term.category, term.text, " ".join(t.surface for t in toks[s:e])))
+        # words hidden across fragment boundaries ("bo mb"): search single-word terms inside runs
+        runs = squashed_fragments(text)
+        for term in self.terms:
+            key = skeleton(term.text.replace(" ", ""), False)
+            if len(term.keys) != 1 or len(key) < MIN_INSIDE_LEN or any(h.term == term.text for h in hits):
+                continue
+            surface = _inside(key, runs)
+            if surface:
+                hits.append(Hit(term.category, term.text, surface))
+        # sexual content that names a minor is the most severe category of all
+        if any(h.category == "sexual" for h in hits) and any(_find(m, toks) for m in self.minor):
+            hits = [Hit("sexual_minors", h.term, h.surface) if h.category == "sexual" else h for h in hits]
+        return sorted(hits, key=lambda h: _priority(h.category))

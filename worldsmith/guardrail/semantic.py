@@ -1,0 +1,150 @@
+"""Semantic check: a softmax regression on all-MiniLM-L6-v2 sentence embeddings.
+
+Catches unsafe prompts that use no blocklisted word ("make him stop breathing for good"). The
+classifier has one class per label in `dataset.LABELS`; P(unsafe) = 1 - P(safe), and the category
+reported is the most probable unsafe class. Each prompt is scored twice, as written and after
+`normalize_text` (leetspeak undone, spaced letters joined), and the higher P(unsafe) counts, so a
+respelling cannot hide a prompt from the model either.
+
+Reproduce the shipped weights (`semantic.safetensors`, ~11 KB, never pickle):
+    worldsmith guard train            # or: python -m worldsmith.guardrail.semantic
+It trains on the seeded train split of `prompts.txt` plus adversarial respellings of it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from worldsmith.guardrail import dataset
+from worldsmith.guardrail.normalize import normalize_text
+
+
+@dataclass
+class SemanticConfig:
+    seed: int = 0
+    heldout_fraction: float = 0.3
+    adversarial_per_prompt: int = 2
+    epochs: int = 400
+    lr: float = 0.05
+    weight_decay: float = 1e-4
+    temperature: float = 0.05  # embeddings are unit vectors: logits = (W e + b) / temperature
+
+
+def default_weights_path() -> Path:
+    return Path(str(resources.files("worldsmith.guardrail").joinpath("semantic.safetensors")))
+
+
+class SemanticClassifier:
+    def __init__(self, weight: np.ndarray, bias: np.ndarray, labels: tuple[str, ...], temperature: float,
+                 meta: dict | None = None):
+        self.weight = weight.astype(np.float32)  # (C, 384)
+        self.bias = bias.astype(np.float32)  # (C,)
+        self.labels = tuple(labels)
+        self.temperature = float(temperature)
+        self.meta = meta or {}
+
+    def probs(self, emb: np.ndarray) -> np.ndarray:
+        logits = (emb @ self.weight.T + self.bias) / self.temperature
+        logits -= logits.max(axis=1, keepdims=True)
+        e = np.exp(logits)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def score(self, texts: list[str], categories: list[str] | None = None) -> list[tuple[float, str]]:
+        """(P(unsafe), most probable unsafe category) per text. P(unsafe) sums the probabilities of
+        `categories` (default: every unsafe label) and is the max over the text as written and
+        normalised."""
+        from worldsmith.text import embed_texts
+
+        cats = [c for c in (categories or self.labels) if c in self.labels and c != "safe"]
+        idx = [self.labels.index(c) for c in cats]
+        if not texts:
+            return []
+        if not idx:
+            return [(0.0, "") for _ in texts]
+        normed = [normalize_text(t) or t for t in texts]
+        p = self.probs(embed_texts(list(texts) + normed))
+        both = np.stack([p[: len(texts)], p[len(texts):]])[:, :, idx]  # (2, N, K)
+        which = both.sum(axis=2).argmax(axis=0)  # the reading that looks least safe
+        out = []
+        for n, w in enumerate(which):
+            pu = both[w, n]
+            out.append((float(min(1.0, pu.sum())), cats[int(pu.argmax())]))
+        return out
+
+    def save(self, path: str | Path) -> None:
+        from safetensors.numpy import save_file
+
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        meta = {"labels": json.dumps(self.labels), "temperature": str(self.temperature),
+                **{k: str(v) for k, v in self.meta.items()}}
+        save_file({"weight": self.weight, "bias": self.bias}, str(tmp), metadata=meta)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> "SemanticClassifier":
+        from safetensors import safe_open
+
+        path = Path(path) if path is not None else default_weights_path()
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no classifier weights (run `worldsmith guard train`)")
+        with safe_open(str(path), framework="numpy") as f:
+            meta = dict(f.metadata())
+            weight, bias = f.get_tensor("weight"), f.get_tensor("bias")
+        labels = tuple(json.loads(meta.pop("labels")))
+        temperature = float(meta.pop("temperature"))
+        return cls(weight, bias, labels, temperature, meta)
+
+
+def _training_set(cfg: SemanticConfig) -> tuple[list[str], np.ndarray]:
+    from worldsmith.guardrail.blocklist import Blocklist
+
+    block = Blocklist.from_lexicon()
+    train, _ = dataset.split(dataset.load_prompts(), cfg.heldout_fraction, cfg.seed)
+    targets_of = lambda text: [h.surface for h in block.match(text)]  # noqa: E731
+    prompts = dataset.with_adversarial(train, cfg.adversarial_per_prompt, cfg.seed, targets_of)
+    texts, labels = [], []
+    for p in prompts:
+        for t in dict.fromkeys([p.text, normalize_text(p.text) or p.text]):
+            texts.append(t)
+            labels.append(dataset.LABELS.index(p.label))
+    return texts, np.array(labels)
+
+
+def train_classifier(cfg: SemanticConfig = SemanticConfig(), progress=None) -> SemanticClassifier:
+    """Full-batch AdamW on class-balanced cross-entropy; deterministic for a given seed."""
+    import torch
+
+    from worldsmith.text import embed_texts
+
+    texts, y = _training_set(cfg)
+    x = torch.from_numpy(embed_texts(texts))
+    yt = torch.from_numpy(y)
+    torch.manual_seed(cfg.seed)
+    n_cls = len(dataset.LABELS)
+    lin = torch.nn.Linear(x.shape[1], n_cls)
+    counts = torch.bincount(yt, minlength=n_cls).float()
+    class_w = counts.sum() / (n_cls * counts.clamp(min=1))  # balance: 258 safe vs ~25 per rare class
+    opt = torch.optim.AdamW(lin.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    for epoch in range(cfg.epochs):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(lin(x) / cfg.temperature, yt, weight=class_w)
+        loss.backward()
+        opt.step()
+        if progress:
+            progress(epoch + 1, cfg.epochs, float(loss))
+    meta = {"config": json.dumps(asdict(cfg)), "prompts_sha256": dataset.prompts_sha256(),
+            "train_examples": len(texts), "final_loss": f"{loss.item():.5f}"}
+    return SemanticClassifier(lin.weight.detach().numpy(), lin.bias.detach().numpy(), dataset.LABELS,
+                              cfg.temperature, meta)
+
+
+if __name__ == "__main__":
+    clf = train_classifier()
+    clf.save(default_weights_path())
+    print(f"wrote {default_weights_path()} ({clf.meta['train_examples']} examples, loss {clf.meta['final_loss']})")
