@@ -40,6 +40,19 @@ class FrameGroupNorm(nn.Module):
         return xg.reshape(b, c, t, h, w) * self.weight.view(1, c, 1, 1, 1) + self.bias.view(1, c, 1, 1, 1)
 
 
+class PointwiseConv(nn.Conv3d):
+    """A 1x1x1 conv3d computed as a 1x1 conv2d over (T, H*W): the same weights and sums, but it takes the fast
+    oneDNN path (torch's CPU conv3d with a 1x1x1 kernel falls back to a slow im2col kernel)."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__(c_in, c_out, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, t, h, w = x.shape
+        y = F.conv2d(x.reshape(b, c, t, h * w), self.weight[:, :, 0], self.bias)
+        return y.reshape(b, -1, t, h, w)
+
+
 class SpatialConv(nn.Conv3d):
     """A per-frame k x k convolution (kernel (1, k, k)): no temporal mixing."""
 
@@ -86,7 +99,7 @@ class ResBlock(nn.Module):
         self.norm2 = FrameGroupNorm(c_out)
         self.conv2s = SpatialConv(c_out, c_out)
         self.conv2t = CausalTimeConv(c_out, c_out, time_kernel)
-        self.skip = nn.Conv3d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+        self.skip = PointwiseConv(c_in, c_out) if c_in != c_out else nn.Identity()
         nn.init.zeros_(self.conv2t.conv.weight)  # start as identity: stable early training
         nn.init.zeros_(self.conv2t.conv.bias)
 
@@ -103,8 +116,8 @@ class SpatialAttention(nn.Module):
         super().__init__()
         self.heads = heads
         self.norm = FrameGroupNorm(channels)
-        self.qkv = nn.Conv3d(channels, 3 * channels, 1)
-        self.proj = nn.Conv3d(channels, channels, 1)
+        self.qkv = PointwiseConv(channels, 3 * channels)
+        self.proj = PointwiseConv(channels, channels)
         nn.init.zeros_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
 
@@ -129,9 +142,9 @@ class CausalTemporalAttention(nn.Module):
         super().__init__()
         self.window, self.heads = window, heads
         self.norm = FrameGroupNorm(channels)
-        self.q = nn.Conv3d(channels, channels, 1)
-        self.kv = nn.Conv3d(channels, 2 * channels, 1)
-        self.proj = nn.Conv3d(channels, channels, 1)
+        self.q = PointwiseConv(channels, channels)
+        self.kv = PointwiseConv(channels, 2 * channels)
+        self.proj = PointwiseConv(channels, channels)
         nn.init.zeros_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
 
@@ -162,7 +175,7 @@ class SpatialDown(nn.Module):
 
     def __init__(self, c_in: int, c_out: int):
         super().__init__()
-        self.proj = nn.Conv3d(4 * c_in, c_out, 1)
+        self.proj = PointwiseConv(4 * c_in, c_out)
 
     def forward(self, x: torch.Tensor, state: dict | None = None) -> torch.Tensor:
         b, c, t, h, w = x.shape
@@ -175,7 +188,7 @@ class SpatialUp(nn.Module):
 
     def __init__(self, c_in: int, c_out: int):
         super().__init__()
-        self.proj = nn.Conv3d(c_in, 4 * c_out, 1)
+        self.proj = PointwiseConv(c_in, 4 * c_out)
         self.smooth = SpatialConv(c_out, c_out)
 
     def forward(self, x: torch.Tensor, state: dict | None = None) -> torch.Tensor:
@@ -195,7 +208,7 @@ class CausalTimeDown(nn.Module):
 
     def __init__(self, c_in: int, c_out: int):
         super().__init__()
-        self.proj = nn.Conv3d(2 * c_in, c_out, 1)
+        self.proj = PointwiseConv(2 * c_in, c_out)
 
     def forward(self, x: torch.Tensor, state: dict | None = None) -> torch.Tensor:
         if _first_chunk(self, state):
@@ -212,7 +225,7 @@ class CausalTimeUp(nn.Module):
 
     def __init__(self, c_in: int, c_out: int):
         super().__init__()
-        self.proj = nn.Conv3d(c_in, 2 * c_out, 1)
+        self.proj = PointwiseConv(c_in, 2 * c_out)
 
     def forward(self, x: torch.Tensor, state: dict | None = None) -> torch.Tensor:
         y = self.proj(x)
