@@ -148,3 +148,16 @@ def test_export_writes_a_small_loadable_checkpoint(trained_run, tmp_path):
     full, half = load_tokenizer(trained_run), load_tokenizer(out)
     with torch.no_grad():
         assert (full.decode(full.encode(video)) - half.decode(half.encode(video))).abs().max() < 1e-2
+
+
+def test_dv_warm_start_from_a_cv_run(trained_run):
+    from worldsmith.tokenizer.run import init_from_run
+
+    cfg = run_config("dv-4x8x8", ["unused"], SMALL)
+    from worldsmith.tokenizer.model import VideoTokenizer
+
+    dv = VideoTokenizer(cfg.model)
+    skipped = init_from_run(dv, trained_run)
+    assert skipped == ["decoder.conv_in.weight", "encoder.conv_out.bias", "encoder.conv_out.weight"]
+    cv = load_tokenizer(trained_run)
+    assert torch.equal(dv.decoder.conv_out.weight, cv.decoder.conv_out.weight)

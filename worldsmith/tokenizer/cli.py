@@ -32,6 +32,8 @@ def train(
     out: Path = typer.Option(..., help="Run directory (resumes if it holds a checkpoint)."),
     steps: Optional[int] = typer.Option(None, help="Training steps (same as --set train.steps=N)."),
     set_: list[str] = typer.Option([], "--set", help="Override model.X / loss.X / data.X / train.X (repeatable)."),
+    init: Optional[Path] = typer.Option(None, help="Warm-start a new run from another tokenizer run's matching "
+                                                   "weights (e.g. a DV from a trained CV)."),
     quiet: bool = typer.Option(False, help="No progress bar."),
 ) -> None:
     """Train a causal video tokenizer with L1 + SSIM losses, EMA and resume.
@@ -51,7 +53,7 @@ def train(
     overrides = list(set_) + ([f"train.steps={steps}"] if steps is not None else [])
     try:
         cfg = run_config(preset, [str(d) for d in data], overrides)
-        metrics = train_tokenizer(cfg, out, show_progress=not quiet)
+        metrics = train_tokenizer(cfg, out, show_progress=not quiet, init_from=init)
     except (ConfigError, TokenizerError, DatasetError, VideoError, ValueError) as e:
         _fail(str(e))
     typer.echo(json.dumps({"run": str(out), **{k: round(v, 5) for k, v in metrics.items()}}))

@@ -97,9 +97,20 @@ def open_clips(data: DataConfig, model: TokenizerConfig, split: str | None = Non
                        size=data.size, columns=[])
 
 
+def init_from_run(model: VideoTokenizer, run_dir: str | os.PathLike) -> list[str]:
+    """Warm start: copy every weight of another tokenizer run whose name and shape match (e.g. a DV from a
+    trained CV of the same compression: all but the latent projections). Returns the names not copied."""
+    src = load_tokenizer(run_dir).state_dict()
+    own = model.state_dict()
+    take = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict({**own, **take})
+    return sorted(set(own) - set(take))
+
+
 def train_tokenizer(cfg: TokenizerRunConfig, out_dir: str | os.PathLike, show_progress: bool = True,
-                    stop_after: int | None = None) -> dict:
-    """Train (or resume) a tokenizer run; returns the last logged metrics."""
+                    stop_after: int | None = None, init_from: str | os.PathLike | None = None) -> dict:
+    """Train (or resume) a tokenizer run; returns the last logged metrics. `init_from` warm-starts a new run
+    from another run's matching weights (ignored when resuming: the checkpoint wins)."""
     from worldsmith.train.trainer import Trainer
 
     out = Path(out_dir)
@@ -111,6 +122,8 @@ def train_tokenizer(cfg: TokenizerRunConfig, out_dir: str | os.PathLike, show_pr
                                  f"different model config; resume with the same preset and --set, or use a new --out")
     torch.manual_seed(cfg.train.seed)
     model = VideoTokenizer(cfg.model)
+    if init_from is not None and not (out / "train_state.json").exists():
+        init_from_run(model, init_from)
     data = open_clips(cfg.data, cfg.model)
     if len(data) == 0:
         raise ConfigError(f"{cfg.data.roots}: no clips of {cfg.data.clip_frames or 1 + 2 * cfg.model.temporal_compression}"
