@@ -55,3 +55,20 @@ def test_bad_inputs_become_rows_and_the_run_goes_on(tmp_path, small_inputs):
     assert single["reason"] == "too_short" and single["frames"] == 1
     assert any(r["status"] == "accepted" for r in by_input["c_shot.mp4"])
     assert summary["bad_inputs"] >= 4 and summary["inputs"] == 7
+
+
+def test_episode_dataset_input_carries_task_and_source(tmp_path):
+    from worldsmith.data.lerobot import write_dataset
+    from worldsmith.sources import generate
+
+    root = tmp_path / "camera_ds"
+    write_dataset(root, generate("camera", episodes=2, frames=40, size=64, seed=0), fps=10.0)
+    items, _ = expand_inputs([str(tmp_path)])  # a parent folder: the dataset is found, its mp4s are not inputs
+    assert [it.episode for it in items] == [0, 1]
+    summary = curate(items, tmp_path / "out", small_config())
+    rows = [r for r in pq.read_table(tmp_path / "out" / "catalog.parquet").to_pylist() if r["stage"] != "input"]
+    assert summary["bad_inputs"] == 0 and rows
+    for r in rows:
+        assert r["episode"] in (0, 1) and r["source"] == "camera" and r["fps"] == 10.0
+        if r["task"]:
+            assert r["task"].rstrip(".") in r["caption"]

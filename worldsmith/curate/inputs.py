@@ -48,11 +48,11 @@ def make_item(path: str | os.PathLike, episode: int = -1) -> InputItem:
 
 
 def is_episode_dataset(path: Path) -> bool:
-    return (path / "meta" / "info.json").is_file()
+    return (path / "meta" / "info.json").is_file()  # LeRobot v2 and v3 both keep it there
 
 
 def _dataset_items(root: Path) -> list[InputItem]:
-    from worldsmith.data import LeRobotDataset  # lazy: the datasets package is only needed for such inputs
+    from worldsmith.data.lerobot import LeRobotDataset  # lazy: the datasets package is only needed for such inputs
 
     ds = LeRobotDataset(root)
     return [make_item(root, k) for k in range(ds.num_episodes)]
@@ -71,12 +71,14 @@ def expand_inputs(args: list[str]) -> tuple[list[InputItem], list[str]]:
             if p.is_dir() and is_episode_dataset(p):
                 found = _dataset_items(p)
             elif p.is_dir():
+                datasets = sorted(d for d in p.rglob("*") if d.is_dir() and is_episode_dataset(d))
                 found = [
                     make_item(f)
                     for f in sorted(p.rglob("*"))
                     if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES and not f.name.startswith(".")
+                    and not any(d in f.parents for d in datasets)  # a dataset's mp4s are read as episodes
                 ]
-                for sub in sorted(d for d in p.rglob("*") if d.is_dir() and is_episode_dataset(d)):
+                for sub in datasets:
                     found += _dataset_items(sub)
             else:
                 # An explicitly named file is taken whatever its suffix: a bad one becomes a catalog row.

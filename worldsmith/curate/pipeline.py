@@ -53,7 +53,7 @@ def output_size(width: int, height: int, short_side: int) -> tuple[int, int]:
 def _frames_of(item: InputItem, cfg: CurateConfig) -> tuple[dict, Iterator[np.ndarray]]:
     """Input facts and an iterator over its RGB frames; raises VideoError for unreadable input."""
     if item.is_episode:
-        from worldsmith.data import LeRobotDataset
+        from worldsmith.data.lerobot import LeRobotDataset
 
         try:
             ep = LeRobotDataset(item.path).episode(item.episode)
