@@ -13,6 +13,7 @@ from worldsmith.curate.cli import app as curate_app
 from worldsmith.data.cli import app as data_app
 from worldsmith.eval.cli import app as eval_app
 from worldsmith.guardrail.cli import app as guard_app
+from worldsmith.predict import predict_cmd
 from worldsmith.tokenizer.cli import app as tokenizer_app
 from worldsmith.train.cli import app as train_app
 
@@ -30,6 +31,7 @@ app.add_typer(tokenizer_app, name="tokenizer")
 app.add_typer(train_app, name="train")
 app.add_typer(eval_app, name="eval")
 app.add_typer(guard_app, name="guard")
+app.command("predict")(predict_cmd)
 
 
 @app.command()

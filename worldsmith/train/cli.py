@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 app = typer.Typer(help="Train world models.", no_args_is_help=True)
@@ -39,3 +41,44 @@ def train_ar_cmd(
         print(f"error: {e}", file=sys.stderr)
         raise typer.Exit(1)
     typer.echo(f"trained {out}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+
+
+def _fail(msg: str) -> None:
+    typer.echo(f"error: {msg}", err=True)
+    raise typer.Exit(1)
+
+
+@app.command("diffusion")
+def diffusion(
+    data: list[Path] = typer.Option(..., "--data", help="Episode dataset(s) or video folder(s) (repeatable)."),
+    tokenizer: Path = typer.Option(..., "--tokenizer", help="Trained CV tokenizer run directory."),
+    out: Path = typer.Option(..., "--out", help="Run directory (resumes if it holds a checkpoint)."),
+    preset: str = typer.Option("tiny", "--preset", help="DiT preset: nano, tiny, small, base."),
+    steps: int = typer.Option(None, "--steps", help="Training steps (default: the preset's)."),
+    overrides: list[str] = typer.Option([], "--set", help="Override model.X, edm.X, data.X or train.X (repeatable)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Train the diffusion world model (DiT + EDM) on the CV tokenizer's latents of the clips in --data.
+
+    Clips are encoded once and cached (~/.cache/worldsmith/latents, or $WORLDSMITH_CACHE). Under torchrun the
+    same command trains data-parallel.
+
+    Example: worldsmith train diffusion --preset tiny --data data/robot --tokenizer checkpoints/cv-4x8x8-tiny
+    --out runs/dit-robot --steps 2000 --set train.batch_size=8
+    """
+    from worldsmith.config import ConfigError
+    from worldsmith.data.layout import DatasetError
+    from worldsmith.tokenizer.run import TokenizerError
+    from worldsmith.train.diffusion import run_config, train_diffusion
+    from worldsmith.train.trainer import CheckpointError
+    from worldsmith.video import VideoError
+
+    for d in data:
+        if not d.exists():
+            _fail(f"{d}: no such dataset folder")
+    try:
+        cfg = run_config(preset, [str(d) for d in data], str(tokenizer), overrides, steps=steps)
+        metrics = train_diffusion(cfg, out, show_progress=not quiet)
+    except (ConfigError, TokenizerError, CheckpointError, DatasetError, VideoError, ValueError) as e:
+        _fail(str(e))
+    typer.echo(f"trained {out}: step {cfg.train.steps}, loss {metrics.get('loss', float('nan')):.4f}")

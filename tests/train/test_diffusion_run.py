@@ -1,0 +1,96 @@
+"""End to end at toy scale: a synthetic episode dataset, a random-init CV tokenizer run, `train diffusion`
+(latent cache, trainer), then `predict` and `eval rollout` on held-out episodes, through the CLI."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from worldsmith.config import to_dict
+from worldsmith.data.episode import Episode
+from worldsmith.data.writer import DatasetWriter
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _moving_square(k: int, frames: int = 21, size: int = 32) -> np.ndarray:
+    v = np.full((frames, size, size, 3), 40, np.uint8)
+    for t in range(frames):
+        x = (2 * k + t) % (size - 8)
+        v[t, 8:16, x:x + 8] = (200, 80 + 5 * k, 60)
+    return v
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from worldsmith.tokenizer.model import TokenizerConfig, VideoTokenizer
+
+    tmp = tmp_path_factory.mktemp("dit")
+    with DatasetWriter(tmp / "data", fps=10) as w:
+        for k in range(10):
+            w.add(Episode(frames=_moving_square(k), columns={"action": np.zeros((21, 2), np.float32)},
+                          task="move the square" if k % 2 else "slide the block", fps=10.0, meta={}))
+    torch.manual_seed(0)
+    tcfg = TokenizerConfig(width=16, channel_mult=[1, 1, 1], latent_channels=4)
+    tok = VideoTokenizer(tcfg)
+    (tmp / "tok").mkdir()
+    (tmp / "tok" / "config.json").write_text(json.dumps({"kind": "tokenizer", "model": to_dict(tcfg)}))
+    save_file(tok.state_dict(), str(tmp / "tok" / "model.safetensors"))
+    return tmp
+
+
+def _cli(*args, env_extra=None):
+    import os
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WORLDSMITH_GUARD_LOG": "/dev/null", **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "worldsmith.cli", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_train_predict_eval_cli(setup):
+    tmp = setup
+    cache = {"WORLDSMITH_CACHE": str(tmp / "cache")}
+    args = ["train", "diffusion", "--preset", "nano", "--data", str(tmp / "data"), "--tokenizer", str(tmp / "tok"),
+            "--out", str(tmp / "run"), "--steps", "4", "--quiet", "--set", "data.size=32", "--set", "data.stride=4",
+            "--set", "model.width=32", "--set", "model.depth=2", "--set", "model.heads=2",
+            "--set", "model.adaln_lora_rank=8", "--set", "model.patch=1", "--set", "train.batch_size=2",
+            "--set", "train.log_every=1", "--set", "train.ckpt_every=2"]
+    res = _cli(*args, env_extra=cache)
+    assert res.returncode == 0, res.stderr[-1500:]
+    cfg = json.loads((tmp / "run" / "config.json").read_text())
+    assert cfg["kind"] == "diffusion" and len(cfg["latent_std"]) == 4
+    assert len(list((tmp / "cache" / "latents").glob("*.safetensors"))) == 1   # encoded once, cached
+    rows = [json.loads(x) for x in (tmp / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4] and all(np.isfinite(r["loss"]) for r in rows)
+
+    res = _cli("predict", "--model", str(tmp / "run"), "--data", str(tmp / "data"), "--episode", "1",
+               "--frames", "6", "--steps", "2", "--out", str(tmp / "pred.mp4"))
+    assert res.returncode == 0, res.stderr[-1500:]
+    from worldsmith.video import read_video
+    side = read_video(tmp / "pred.mp4")
+    assert side.shape == (5 + 6, 32, 64, 3)        # context + 6 frames, ground truth | prediction
+
+    res = _cli("eval", "rollout", "--model", str(tmp / "run"), "--data", str(tmp / "data"), "--horizon", "6",
+               "--steps", "2", "--max-clips", "4", "--json", str(tmp / "eval.json"))
+    assert res.returncode == 0, res.stderr[-1500:]
+    ev = json.loads((tmp / "eval.json").read_text())
+    assert ev["horizons"] == [1, 2, 3, 4, 5, 6] and ev["clips"] >= 1
+    assert set(ev["psnr"]) == {"model", "copy_last", "tokenizer"}
+    assert all(len(v) == 6 for v in ev["ssim"].values())
+
+
+def test_bad_inputs_are_one_line_errors(setup, tmp_path):
+    res = _cli("train", "diffusion", "--data", str(tmp_path / "nope"), "--tokenizer", str(setup / "tok"),
+               "--out", str(tmp_path / "r"))
+    assert res.returncode != 0 and res.stderr.startswith("error:") and "nope" in res.stderr
+    assert "Traceback" not in res.stderr
+    res = _cli("train", "diffusion", "--data", str(setup / "data"), "--tokenizer", str(tmp_path),
+               "--out", str(tmp_path / "r"))
+    assert res.returncode != 0 and "config.json" in res.stderr and "Traceback" not in res.stderr
+    res = _cli("predict", "--model", str(tmp_path), "--data", str(setup / "data"), "--out", str(tmp_path / "x.mp4"))
+    assert res.returncode != 0 and "config.json" in res.stderr and "Traceback" not in res.stderr

@@ -1,0 +1,90 @@
+"""Rollout evaluation of world models on held-out episodes: PSNR and SSIM at each horizon 1..H frames after the
+context, for the model, the copy-last-frame baseline, and the tokenizer round trip (the ceiling for any model
+that works in its latent space).
+
+Clips are windows of `context + horizon` frames (rounded up to 1 + k*s_t for the tokenizer) from the episodes of
+the held-out splits (val and test of `ClipDataset`'s by-episode split), one window every `stride` frames.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+import torch
+
+from worldsmith.eval.metrics import by_horizon, psnr_per_frame, ssim_per_frame
+
+
+def evaluate_rollout(predictor, roots: list[str], horizon: int = 16, splits=("val", "test"), stride: int | None = None,
+                     max_clips: int | None = 32, batch_size: int = 8, seed: int = 0, size: int | None = None,
+                     show_progress: bool = True) -> dict:
+    from rich.progress import Progress
+
+    from worldsmith.data.clips import ClipDataset
+
+    c = predictor.context_frames
+    st = getattr(predictor, "st", 4)
+    length = 1 + st * math.ceil((c + horizon - 1) / st)
+    size = size or getattr(predictor, "data", {}).get("size")
+    clips = []
+    for split in splits:
+        ds = ClipDataset(roots, clip_frames=length, stride=stride or length, split=split, size=size, columns=[])
+        clips += [ds[i] for i in range(len(ds))]
+    if not clips:
+        raise ValueError(f"{', '.join(map(str, roots))}: no held-out ({'/'.join(splits)}) clip of {length} frames")
+    if max_clips is not None and len(clips) > max_clips:   # an even spread over the held-out episodes
+        pick = torch.linspace(0, len(clips) - 1, max_clips).round().long().tolist()
+        clips = [clips[i] for i in pick]
+    rows = {name: {"psnr": [], "ssim": []} for name in ("model", "copy_last", "tokenizer")}
+    t_sample, n_sampled = 0.0, 0
+    with Progress(disable=not show_progress) as progress:
+        job = progress.add_task("rollout eval", total=len(clips))
+        for b0 in range(0, len(clips), batch_size):
+            batch = clips[b0:b0 + batch_size]
+            video = torch.stack([it["video"] for it in batch]).permute(0, 2, 1, 3, 4)     # (B, 3, L, H, W)
+            truth = video[:, :, c:c + horizon]
+            t0 = time.perf_counter()
+            pred = predictor.predict(video[:, :, :c], horizon, prompt=None, seed=seed + b0).float().cpu()
+            t_sample += time.perf_counter() - t0
+            n_sampled += pred.shape[0] * pred.shape[2]
+            copy = video[:, :, c - 1:c].expand_as(truth)
+            with torch.no_grad():
+                recon = predictor.reconstruct(video).float().cpu()[:, :, c:c + horizon]
+            for name, guess in (("model", pred), ("copy_last", copy), ("tokenizer", recon)):
+                rows[name]["psnr"].append(psnr_per_frame(guess, truth))
+                rows[name]["ssim"].append(ssim_per_frame(guess, truth))
+            progress.advance(job, len(batch))
+    out = {"horizons": list(range(1, horizon + 1)), "context_frames": c, "clips": len(clips),
+           "episodes": len({(it["dataset"], it["episode_index"]) for it in clips}), "psnr": {}, "ssim": {},
+           "mean_psnr": {}, "mean_ssim": {}}
+    for name, r in rows.items():
+        p, s = torch.cat(r["psnr"]), torch.cat(r["ssim"])
+        out["psnr"][name], out["ssim"][name] = by_horizon(p), by_horizon(s)
+        out["mean_psnr"][name] = round(float(p.mean()), 4)
+        out["mean_ssim"][name] = round(float(s.mean()), 4)
+    out["psnr_gain_over_copy_db"] = round(out["mean_psnr"]["model"] - out["mean_psnr"]["copy_last"], 4)
+    out["sampling_fps"] = round(n_sampled / max(t_sample, 1e-9), 3)
+    return out
+
+
+def plot_psnr(result: dict, path: str | os.PathLike, title: str = "") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    for name, style in (("model", "-o"), ("copy_last", "--"), ("tokenizer", ":")):
+        ax.plot(result["horizons"], result["psnr"][name], style, label=name, ms=3)
+    ax.set_xlabel("horizon (frames after the context)")
+    ax.set_ylabel("PSNR (dB)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title(title)
+    fig.tight_layout()
+    tmp = f"{path}.tmp{os.getpid()}.png"
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
