@@ -1,5 +1,5 @@
 """Sampling from the AR world model: logits processing, the plain KV-cache loop, speculative decoding with
-copy-last-frame drafts, and sliding-window rollouts longer than the trained context.
+copy-last-frame (and Jacobi-refined) drafts, and sliding-window rollouts longer than the trained context.
 
 All functions take logits shaped (B, G, K): G independent groups (the FSQ digits, or one group of 64k ids)
 whose product is the token distribution. Temperature, top-k and top-p act on each group (for the full head
@@ -12,7 +12,9 @@ with a deterministic draft: the draft for the token at (t, h, w) is the token al
 Each pass feeds the pending token plus L drafts; a draft x is accepted with probability p(x) (the target
 probability after filtering), and on the first rejection the token is drawn from p with x removed
 (renormalised). With a point-mass draft this is exactly the target distribution; with temperature 0 it
-returns exactly the tokens of the plain loop.
+returns exactly the tokens of the plain loop. With `jacobi`, positions after a rejection keep the argmax
+the pass computed for them as their next draft (Jacobi decoding, Santilli et al. 2023): any draft fixed
+before its acceptance test keeps the output distribution exact.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class SamplingConfig:
     top_k: int = 0          # 0: off
     top_p: float = 1.0      # 1.0: off
     draft: int = 0          # speculative draft length per pass (0: the plain one-token loop)
+    jacobi: bool = True     # refine drafts past a rejection with the pass's own argmax (else: copies only)
     seed: int = 0
 
 
@@ -132,6 +135,7 @@ def generate(model: GPT, prompt: torch.Tensor, frames: int, cfg: SamplingConfig 
     codec = model.codec
     base = 0                               # first latent frame of the current window
     n_done = k * hw                        # tokens known so far
+    guess = torch.full((b, total), -1, dtype=torch.long, device=dev)   # Jacobi drafts (-1: use the copy)
 
     def forward(inputs: torch.Tensor, first_target: int) -> torch.Tensor:
         rel = first_target - base * hw
@@ -158,6 +162,9 @@ def generate(model: GPT, prompt: torch.Tensor, frames: int, cfg: SamplingConfig 
         n_draft = max(0, min(cfg.draft, room, hw)) if n_done - hw >= 0 else 0
         last = out[:, n_done - 1: n_done] if n_done > base * hw else torch.zeros_like(out[:, :1])
         drafts = out[:, n_done - hw: n_done - hw + n_draft]                      # copy of the previous frame
+        if cfg.jacobi and n_draft:
+            g = guess[:, n_done: n_done + n_draft]
+            drafts = torch.where(g >= 0, g, drafts)
         probs = filtered_probs(forward(torch.cat([last, drafts], dim=1), n_done), cfg)   # (B, L+1, G, K)
         if n_draft == 0:
             out[:, n_done] = codec.ids(sample_groups(probs[:, 0], gen))
@@ -180,6 +187,10 @@ def generate(model: GPT, prompt: torch.Tensor, frames: int, cfg: SamplingConfig 
             res = p_m.argmax(-1) if cfg.temperature <= 0 else residual_sample(p_m, d_digits[:, m], gen)
             nxt = torch.where(run == m, codec.ids(res), drafts[:, m])
         out[:, n_done + m] = nxt
+        if cfg.jacobi and m < n_draft:
+            # positions past the rejection were predicted from a partly wrong prefix: still better drafts
+            # than the copies (Jacobi iteration, Santilli et al. 2023); they are fixed before their check
+            guess[:, n_done + m + 1: n_done + n_draft + 1] = codec.ids(probs[:, m + 1:].argmax(-1))
         cache.truncate(cache.length - (n_draft - m))
         n_done += m + 1
         stats.tokens += m + 1

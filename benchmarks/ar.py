@@ -1,0 +1,234 @@
+"""AR world model benchmark: real-time generation, KV-cache speed-up, rollout quality vs copy-last-frame.
+
+    .venv/bin/python benchmarks/ar.py --quick            # ends within about a minute
+    .venv/bin/python benchmarks/ar.py                    # more repeats, more held-out clips
+
+1. Generated frames per second at 64x64, tokenizer decode included, for the `tiny` preset (its parameter count
+   is reported): video2world with 1 context latent frame, 4 generated latent frames (16 video frames),
+   batch 1, for the plain KV-cache loop and for speculative decoding with copy-last-frame drafts; batched
+   throughput is reported beside it, not as the headline.
+2. KV cache vs recomputation at 16 latent frames (1024 tokens) of context: seconds per generated token.
+3. Rollout PSNR on held-out robot clips (the test split): 5 context frames, 16 predicted frames (one
+   window slide), against copy-last-frame and the tokenizer's own reconstruction (the ceiling).
+
+Uses checkpoints/ar-robot-tiny and checkpoints/dv-4x8x8-tiny when present; without them speed is measured on
+randomly initialised models (said in the output) and the quality rows are left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from worldsmith.wfm.ar_sampling import SamplingConfig, Stats, generate  # noqa: E402
+from worldsmith.wfm.gpt import GPT, grid_positions, preset_config  # noqa: E402
+
+AR_CKPT = ROOT / "checkpoints" / "ar-robot-tiny"
+DV_CKPT = ROOT / "checkpoints" / "dv-4x8x8-tiny"
+
+
+def load_models():
+    from worldsmith.tokenizer.model import build_tokenizer
+
+    notes = []
+    if (DV_CKPT / "config.json").exists():
+        from worldsmith.tokenizer.run import load_tokenizer
+
+        tok = load_tokenizer(DV_CKPT)
+        notes.append(f"tokenizer: {DV_CKPT.relative_to(ROOT)}")
+    else:
+        torch.manual_seed(0)
+        tok = build_tokenizer("dv-4x8x8").eval()
+        notes.append("tokenizer: randomly initialised dv-4x8x8 tiny (no checkpoint yet)")
+    if (AR_CKPT / "config.json").exists():
+        from worldsmith.wfm.ar_train import load_ar_model
+
+        model, run = load_ar_model(AR_CKPT)
+        notes.append(f"AR model: {AR_CKPT.relative_to(ROOT)}")
+        data = run.data
+    else:
+        torch.manual_seed(0)
+        model, data = GPT(preset_config("tiny")).eval(), None
+        notes.append("AR model: randomly initialised tiny preset (no checkpoint yet)")
+    return tok, model, data, notes
+
+
+def timed(fn, repeats: int) -> float:
+    best = math.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def prompts(tok, data, batch: int, context_frames: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Context video (B, 3, T, 64, 64): held-out robot clips when the data exists, else a smooth synthetic one."""
+    clips = heldout_clips(data, context_frames, batch) if data is not None else None
+    if clips is None:
+        g = torch.Generator().manual_seed(0)
+        video = torch.nn.functional.interpolate(torch.rand(batch, 3, context_frames, 8, 8, generator=g) * 2 - 1,
+                                                size=(context_frames, 64, 64), mode="trilinear")
+        return video, None
+    return clips[0], clips[1]
+
+
+def heldout_clips(data, frames: int, n: int):
+    if data is None or not all(Path(r).exists() for r in data.roots):
+        return None
+    from worldsmith.data.clips import ClipDataset
+    from worldsmith.text import embed_texts
+
+    ds = ClipDataset(data.roots, clip_frames=frames, stride=frames, split="test", size=data.size)
+    if len(ds) == 0:
+        return None
+    idx = np.linspace(0, len(ds) - 1, min(n, len(ds))).round().astype(int)
+    items = [ds[int(i)] for i in idx]
+    video = torch.stack([it["video"] for it in items]).permute(0, 2, 1, 3, 4)
+    text = torch.from_numpy(embed_texts([it["task"] for it in items]))
+    return video, text
+
+
+def generation_speed(tok, model, data, batch: int, draft: int, repeats: int) -> dict:
+    video, text = prompts(tok, data, batch, 1)
+    with torch.no_grad():
+        prompt = tok.encode(video)                                # (B, 1, 8, 8)
+    stats = Stats()
+
+    def run():
+        stats.__init__()
+        with torch.no_grad():
+            ids = generate(model, prompt, 4, SamplingConfig(temperature=0, draft=draft), text=text, stats=stats)
+            tok.decode(ids)
+
+    sec = timed(run, repeats)
+    frames = 16 * batch
+    return {"batch": batch, "draft": draft, "seconds": sec, "frames_per_second": frames / sec,
+            "passes": stats.passes, "accepted": stats.accepted, "tokens": stats.tokens}
+
+
+def kv_speedup(model, context_frames: int, new_tokens: int, repeats: int) -> dict:
+    """Seconds per new token after `context_frames` latent frames: cached steps vs full recomputation."""
+    h, w = model.cfg.grid[1:]
+    n_ctx = context_frames * h * w
+    g = torch.Generator().manual_seed(0)
+    seq = torch.randint(0, 64000, (1, n_ctx + new_tokens), generator=g)
+    pos = grid_positions(context_frames + 1, h, w)
+    inputs = torch.cat([torch.zeros_like(seq[:, :1]), seq[:, :-1]], 1)
+    kv = model.text_kv(None, 1)
+
+    def cached():
+        cache = model.new_cache(1, n_ctx + new_tokens)
+        model(inputs[:, :n_ctx], pos[:n_ctx], cache=cache, text_kv=kv)
+        t = time.perf_counter()
+        for i in range(n_ctx, n_ctx + new_tokens):
+            model(inputs[:, i:i + 1], pos[i:i + 1], cache=cache, text_kv=kv)
+        return (time.perf_counter() - t) / new_tokens
+
+    def recompute():
+        t = time.perf_counter()
+        for i in range(n_ctx, n_ctx + new_tokens):
+            model(inputs[:, :i + 1], pos[:i + 1], text_kv=kv)
+        return (time.perf_counter() - t) / new_tokens
+
+    with torch.no_grad():
+        c = min(cached() for _ in range(repeats))
+        r = min(recompute() for _ in range(repeats))
+    return {"context_latent_frames": context_frames, "context_tokens": n_ctx, "cached_s_per_token": c,
+            "recompute_s_per_token": r, "speedup": r / c}
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-frame PSNR in dB for (B, 3, T, H, W) videos in [-1, 1] -> (B, T)."""
+    mse = ((a - b) / 2).pow(2).mean(dim=(1, 3, 4)).clamp(min=1e-10)
+    return 10 * torch.log10(1.0 / mse)
+
+
+def rollout_quality(tok, model, data, n_clips: int, draft: int) -> dict | None:
+    clips = heldout_clips(data, 21, n_clips)
+    if clips is None:
+        return None
+    video, text = clips
+    ctx = video[:, :, :5]
+    with torch.no_grad():
+        prompt = tok.encode(ctx)                                                # (B, 2, 8, 8)
+        ids = generate(model, prompt, 4, SamplingConfig(temperature=0, draft=draft), text=text)
+        pred = tok.decode(ids)[:, :, 5:21].clamp(-1, 1)
+        recon = tok.decode(tok.encode(video)).clamp(-1, 1)[:, :, 5:21]
+    truth = video[:, :, 5:21]
+    copy = ctx[:, :, -1:].expand_as(truth)
+    by_h = {name: psnr(x, truth).mean(0) for name, x in (("ar", pred), ("copy", copy), ("tokenizer", recon))}
+    return {"clips": int(video.shape[0]), "horizons": list(range(1, 17)),
+            **{f"psnr_{k}_db": round(float(v.mean()), 3) for k, v in by_h.items()},
+            **{f"psnr_{k}_by_horizon": [round(float(x), 2) for x in v] for k, v in by_h.items()},
+            "psnr_gain_over_copy_db": round(float(by_h["ar"].mean() - by_h["copy"].mean()), 3)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repeats and clips (ends within about a minute)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ar.json"))
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    repeats = 1 if args.quick else 3
+    tok, model, data, notes = load_models()
+    params = model.num_params()
+    rows = []
+    for batch, draft in ((1, 0), (1, 16), (8, 0), (8, 16)):
+        if args.quick and batch == 8 and draft == 0:
+            continue
+        rows.append(generation_speed(tok, model, data, batch, draft, repeats))
+    single = [r for r in rows if r["batch"] == 1]
+    best = max(single, key=lambda r: r["frames_per_second"])
+    kv = kv_speedup(model, 16, 4 if args.quick else 16, repeats)
+    quality = rollout_quality(tok, model, data, 8 if args.quick else 32, best["draft"])
+
+    print("\n".join(notes))
+    print(f"params: {params / 1e6:.2f} M ({model.num_params(non_embedding=True) / 1e6:.2f} M without the digit tables);"
+          f" torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}")
+    print(f"{'decoder':<26}{'batch':>6}{'s':>9}{'frames/s':>10}{'passes':>8}{'drafts ok':>10}")
+    for r in rows:
+        name = "plain KV-cache loop" if r["draft"] == 0 else f"speculative, {r['draft']} copy drafts"
+        print(f"{name:<26}{r['batch']:>6}{r['seconds']:>9.2f}{r['frames_per_second']:>10.2f}{r['passes']:>8}"
+              f"{r['accepted']:>10}")
+    print(f"KV cache at {kv['context_tokens']} tokens of context: {kv['cached_s_per_token'] * 1e3:.1f} ms/token vs "
+          f"recompute {kv['recompute_s_per_token'] * 1e3:.1f} ms/token -> {kv['speedup']:.1f}x")
+    if quality:
+        print(f"rollout PSNR over horizons 1-16 on {quality['clips']} held-out clips: AR {quality['psnr_ar_db']:.2f} dB,"
+              f" copy-last-frame {quality['psnr_copy_db']:.2f} dB, tokenizer ceiling {quality['psnr_tokenizer_db']:.2f}"
+              f" dB -> gain {quality['psnr_gain_over_copy_db']:+.2f} dB")
+    else:
+        print("rollout PSNR: skipped (needs checkpoints/ar-robot-tiny and its robot dataset)")
+    result = {
+        "headline": {"frames_per_second": round(best["frames_per_second"], 3), "params_millions": round(params / 1e6, 3),
+                     "kv_cache_speedup": round(kv["speedup"], 2),
+                     "psnr_gain_over_copy_db": quality["psnr_gain_over_copy_db"] if quality else None},
+        "headline_decoder": "plain" if best["draft"] == 0 else f"speculative draft={best['draft']}",
+        "notes": notes, "quick": args.quick, "torch_threads": torch.get_num_threads(),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "generation": rows, "kv_cache": kv, "rollout": quality,
+        "non_embedding_params_millions": round(model.num_params(non_embedding=True) / 1e6, 3),
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(tmp, out)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
