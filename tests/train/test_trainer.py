@@ -11,7 +11,8 @@ import torch
 from safetensors.torch import load_file
 
 from _trainer_toy import ToyModel, run
-from worldsmith.train.trainer import CheckpointError, TrainConfig, load_weights, lr_at, sample_indices
+from worldsmith.train.trainer import (CheckpointError, TrainConfig, export_run, load_weights, lr_at,
+                                     sample_indices)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,6 +64,14 @@ def test_run_dir_layout_and_learning(tmp_path):
     assert load_weights(tmp_path / "r", m, ema=True) == 30
     ema = load_file(str(tmp_path / "r" / "ema.safetensors"))
     assert not torch.equal(ema["net.0.weight"], t.model.state_dict()["net.0.weight"])  # EMA lags the weights
+    (tmp_path / "ship").mkdir()
+    (tmp_path / "ship" / "README.md").write_text("kept")
+    export_run(tmp_path / "r", tmp_path / "ship")
+    shipped = load_file(str(tmp_path / "ship" / "ema.safetensors"))
+    assert shipped["net.0.weight"].dtype == torch.float16 and (tmp_path / "ship" / "README.md").read_text() == "kept"
+    m2 = ToyModel()
+    assert load_weights(tmp_path / "ship", m2) == 30
+    torch.testing.assert_close(m2.net[0].weight, ema["net.0.weight"], rtol=1e-3, atol=1e-3)
 
 
 def test_resume_after_stop_is_bit_exact(tmp_path):

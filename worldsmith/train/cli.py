@@ -82,3 +82,23 @@ def diffusion(
     except (ConfigError, TokenizerError, CheckpointError, DatasetError, VideoError, ValueError) as e:
         _fail(str(e))
     typer.echo(f"trained {out}: step {cfg.train.steps}, loss {metrics.get('loss', float('nan')):.4f}")
+
+
+@app.command("export")
+def export(
+    run: Path = typer.Argument(..., help="Trained run directory."),
+    out: Path = typer.Argument(..., help="Folder to write (replaced)."),
+    fp32: bool = typer.Option(False, "--fp32", help="Keep float32 weights (default: float16, half the size)."),
+) -> None:
+    """Export a run's EMA weights and config to a small folder that predict/eval load (e.g. for checkpoints/).
+
+    Example: worldsmith train export runs/dit-robot checkpoints/diffusion-robot-tiny
+    """
+    from worldsmith.train.trainer import CheckpointError, export_run
+
+    try:
+        path = export_run(run, out, half=not fp32)
+    except (CheckpointError, OSError) as e:
+        _fail(str(e))
+    size = sum(p.stat().st_size for p in path.iterdir()) / 1e6
+    typer.echo(f"exported {run} -> {path} ({size:.1f} MB)")

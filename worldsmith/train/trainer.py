@@ -598,3 +598,32 @@ def _progress(enabled: bool):
 def load_train_config(run_dir: str | os.PathLike) -> TrainConfig:
     data = json.loads((Path(run_dir) / "train.json").read_text())
     return from_dict(TrainConfig, data)
+
+
+def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, half: bool = True) -> Path:
+    """Copy a run's inference files (config.json, train.json, log.jsonl, loss.png, EMA weights, float16 when `half`)
+    to a small shippable folder; written beside `out_dir` and renamed into place."""
+    import shutil
+
+    run, out = Path(run_dir), Path(out_dir)
+    src = run / "ema.safetensors"
+    if not src.exists():
+        raise CheckpointError(f"{src}: no such file (was {run} trained?)")
+    step = _file_step(src)
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in ("config.json", "train.json", "log.jsonl", "loss.png"):
+        if (run / name).exists():
+            shutil.copy2(run / name, tmp / name)
+    weights = load_file(str(src))
+    if half:
+        weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
+    save_file(weights, str(tmp / "ema.safetensors"), metadata={"step": str(step)})
+    keep = [p for p in out.iterdir() if p.name not in {x.name for x in tmp.iterdir()}] if out.exists() else []
+    for p in keep:   # e.g. a README written by hand
+        shutil.copy2(p, tmp / p.name)
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return out

@@ -87,12 +87,18 @@ def rope_angles(t: int, h: int, w: int, head_dim: int, theta: float, split=(0, 0
     return torch.cat(angles, dim=-1).float()
 
 
-def apply_rope(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
-    """Rotate consecutive pairs of the last dim of x (..., N, head_dim) by angles (N, head_dim/2)."""
-    x2 = x.float().reshape(*x.shape[:-1], -1, 2)
+def rope_tables(angles: torch.Tensor, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, head_dim/2) angles -> cos, sin tables (N, head_dim) for the rotate-half form, computed once per forward."""
     cos, sin = angles.cos(), angles.sin()
-    out = torch.stack([x2[..., 0] * cos - x2[..., 1] * sin, x2[..., 0] * sin + x2[..., 1] * cos], dim=-1)
-    return out.reshape(x.shape).to(x.dtype)
+    return torch.cat([cos, cos], dim=-1).to(dtype), torch.cat([sin, sin], dim=-1).to(dtype)
+
+
+def apply_rope(x: torch.Tensor, angles: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Rotate pairs (i, i + head_dim/2) of the last dim of x (..., N, head_dim) by angles (N, head_dim/2)
+    (or by precomputed `rope_tables`): x cos + rotate_half(x) sin, with rotate_half(x1, x2) = (-x2, x1)."""
+    cos, sin = rope_tables(angles, x.dtype) if torch.is_tensor(angles) else angles
+    x1, x2 = x.chunk(2, dim=-1)
+    return x * cos + torch.cat([-x2, x1], dim=-1) * sin
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -113,13 +119,13 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(width, 3 * width, bias=False)
         self.q_norm = nn.RMSNorm(self.head_dim, eps=1e-6)  # per-head QK norm keeps logits bounded (Cosmos, SD3)
         self.k_norm = nn.RMSNorm(self.head_dim, eps=1e-6)
-        self.proj = nn.Linear(width, width)
+        self.proj = nn.Linear(width, width, bias=False)
 
     def forward(self, x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
         B, N, D = x.shape
         q, k, v = self.qkv(x).view(B, N, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k = apply_rope(self.q_norm(q), angles), apply_rope(self.k_norm(k), angles)
-        y = F.scaled_dot_product_attention(q, k, v.to(q.dtype))
+        y = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype))
         return self.proj(y.transpose(1, 2).reshape(B, N, D))
 
 
@@ -131,7 +137,7 @@ class CrossAttention(nn.Module):
         self.kv = nn.Linear(width, 2 * width, bias=False)
         self.q_norm = nn.RMSNorm(self.head_dim, eps=1e-6)
         self.k_norm = nn.RMSNorm(self.head_dim, eps=1e-6)
-        self.proj = nn.Linear(width, width)
+        self.proj = nn.Linear(width, width, bias=False)
 
     def forward(self, x: torch.Tensor, ctx: torch.Tensor, ctx_mask: torch.Tensor | None) -> torch.Tensor:
         B, N, D = x.shape
@@ -154,7 +160,9 @@ class Block(nn.Module):
         self.cross = CrossAttention(D, cfg.heads)
         self.norm3 = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
         hidden = int(D * cfg.mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(D, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, D))
+        # No biases inside the blocks (as Cosmos): the modulation shifts already give every sub-block an offset.
+        self.mlp = nn.Sequential(nn.Linear(D, hidden, bias=False), nn.GELU(approximate="tanh"),
+                                 nn.Linear(hidden, D, bias=False))
         # AdaLN-LoRA: this block's low-rank correction to the shared modulation (9 = 3 sub-blocks x shift/scale/gate)
         self.ada_down = nn.Linear(D, cfg.adaln_lora_rank, bias=False)
         self.ada_up = nn.Linear(cfg.adaln_lora_rank, 9 * D, bias=False)
@@ -240,7 +248,8 @@ class DiT(nn.Module):
         emb = F.silu(emb)
         shared = self.shared_mod(emb)
         ctx = self.text_proj(text)
-        angles = rope_angles(T, h, w, cfg.width // cfg.heads, cfg.rope_theta, cfg.rope_split, device=x.device)
+        angles = rope_tables(rope_angles(T, h, w, cfg.width // cfg.heads, cfg.rope_theta, cfg.rope_split,
+                                         device=x.device))
 
         for block in self.blocks:
             tokens = block(tokens, emb, shared, angles, ctx, text_mask)

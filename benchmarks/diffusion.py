@@ -1,0 +1,156 @@
+"""Diffusion world model benchmark: our DiT vs diffusers' CosmosTransformer3DModel, and rollout quality.
+
+    .venv/bin/python benchmarks/diffusion.py --quick     # ends within about a minute
+    .venv/bin/python benchmarks/diffusion.py             # more repeats, deeper networks, more held-out clips
+
+1. Training-step time (forward + backward + AdamW, fp32, batch 2) and sampling-step time (one denoiser forward,
+   no grad) of `worldsmith.wfm.dit.DiT` and `diffusers.CosmosTransformer3DModel` at the same width, depth, heads,
+   MLP ratio, AdaLN-LoRA rank, patch (1, 2, 2), text length and token count, in this process, interleaved
+   (ABAB...) so that load from other processes hits both alike; the median is reported. diffusers gets
+   `concat_padding_mask=False` (its default needs torchvision) and our mask channel as an input channel.
+2. Rollout on held-out robot episodes with the shipped checkpoint (checkpoints/diffusion-robot-tiny):
+   5 context frames, 16 predicted (two windows), PSNR/SSIM by horizon vs copy-last-frame and the tokenizer's
+   own round trip; sampling speed in generated frames per second (decode included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from worldsmith.wfm.dit import DiT, DiTConfig  # noqa: E402
+
+CKPT = ROOT / "checkpoints" / "diffusion-robot-tiny"
+
+
+def _ours(cfg: DiTConfig):
+    net = DiT(cfg)
+
+    def fwd(x, c_noise, text, mask):
+        return net(x, c_noise, text=text, text_mask=mask)
+    return net, fwd
+
+
+def _diffusers(cfg: DiTConfig, latent_shape):
+    from diffusers import CosmosTransformer3DModel
+
+    T, H, W = latent_shape
+    net = CosmosTransformer3DModel(
+        in_channels=cfg.latent_channels + 1, out_channels=cfg.latent_channels, num_attention_heads=cfg.heads,
+        attention_head_dim=cfg.width // cfg.heads, num_layers=cfg.depth, mlp_ratio=cfg.mlp_ratio,
+        text_embed_dim=cfg.text_dim, adaln_lora_dim=cfg.adaln_lora_rank, max_size=(T, H, W),
+        patch_size=(1, cfg.patch, cfg.patch), concat_padding_mask=False)
+
+    def fwd(x, c_noise, text, mask):
+        return net(x, c_noise[:, 0] * 1000, encoder_hidden_states=text, return_dict=False)[0]
+    return net, fwd
+
+
+def time_models(cfg: DiTConfig, latent_shape, batch: int, repeats: int) -> dict:
+    torch.manual_seed(0)
+    T, H, W = latent_shape
+    x = torch.randn(batch, cfg.latent_channels + 1, T, H, W)
+    c_noise = torch.rand(batch, T)
+    text, mask = torch.randn(batch, 16, cfg.text_dim), torch.ones(batch, 16, dtype=torch.bool)
+    target = torch.randn(batch, cfg.latent_channels, T, H, W)
+    models = {"ours": _ours(cfg), "diffusers": _diffusers(cfg, latent_shape)}
+    opts = {k: torch.optim.AdamW(m[0].parameters(), lr=1e-4) for k, m in models.items()}
+    train = {k: [] for k in models}
+    sample = {k: [] for k in models}
+    for r in range(repeats + 1):                    # first round is warm-up
+        for name, (net, fwd) in models.items():
+            net.train()
+            t0 = time.perf_counter()
+            loss = (fwd(x, c_noise, text, mask) - target).pow(2).mean()
+            opts[name].zero_grad()
+            loss.backward()
+            opts[name].step()
+            t1 = time.perf_counter()
+            net.eval()
+            with torch.no_grad():
+                fwd(x, c_noise, text, mask)
+            t2 = time.perf_counter()
+            if r:
+                train[name].append(t1 - t0)
+                sample[name].append(t2 - t1)
+    out = {"tokens": T * (H // cfg.patch) * (W // cfg.patch), "batch": batch, "width": cfg.width, "depth": cfg.depth,
+           "heads": cfg.heads}
+    for name, (net, _) in models.items():
+        out[name] = {"params": sum(p.numel() for p in net.parameters()),
+                     "train_step_s": round(statistics.median(train[name]), 4),
+                     "sampling_step_s": round(statistics.median(sample[name]), 4)}
+    out["train_speed_ratio"] = round(out["diffusers"]["train_step_s"] / out["ours"]["train_step_s"], 3)
+    out["sampling_speed_ratio"] = round(out["diffusers"]["sampling_step_s"] / out["ours"]["sampling_step_s"], 3)
+    return out
+
+
+def rollout_quality(data: str, max_clips: int, steps: int) -> dict | None:
+    if not (CKPT / "config.json").exists() or not Path(data).exists():
+        return None
+    from worldsmith.eval.rollout import evaluate_rollout
+    from worldsmith.predict import load_predictor
+
+    p = load_predictor(CKPT, steps=steps)
+    return evaluate_rollout(p, [data], horizon=16, max_clips=max_clips, show_progress=False)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="Fewer repeats and clips: ends within about a minute.")
+    ap.add_argument("--data", default=str(ROOT / "runs" / "dit-data" / "robot"),
+                    help="Robot dataset whose held-out (val/test) episodes are rolled out.")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is steadiest on a shared machine).")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    # The tiny preset's width/heads at 2x2 patches of 64x64 video's 5x8x8 latents... and a 128x128 case.
+    cfg = DiTConfig(latent_channels=16, width=256, heads=4, depth=4 if args.quick else 10, adaln_lora_rank=64,
+                    patch=2)
+    t0 = time.time()
+    speed = time_models(cfg, (5, 16, 16), batch=2, repeats=3 if args.quick else 10)
+    quality = rollout_quality(args.data, max_clips=8 if args.quick else 48, steps=12)
+    print(f"{'':24}{'ours':>12}{'diffusers':>12}{'ratio':>8}")
+    print(f"{'params':24}{speed['ours']['params']:>12,}{speed['diffusers']['params']:>12,}")
+    print(f"{'train step (s)':24}{speed['ours']['train_step_s']:>12.4f}{speed['diffusers']['train_step_s']:>12.4f}"
+          f"{speed['train_speed_ratio']:>8.2f}")
+    print(f"{'sampling step (s)':24}{speed['ours']['sampling_step_s']:>12.4f}"
+          f"{speed['diffusers']['sampling_step_s']:>12.4f}{speed['sampling_speed_ratio']:>8.2f}")
+    print(f"  width {cfg.width}, depth {cfg.depth}, heads {cfg.heads}, {speed['tokens']} tokens, batch 2, fp32, "
+          f"{args.threads} thread(s)")
+    headline = {"step_speed_ratio_vs_diffusers": speed["train_speed_ratio"],
+                "sampling_step_speed_ratio_vs_diffusers": speed["sampling_speed_ratio"],
+                "psnr_gain_over_copy_db": None, "sampling_fps": None}
+    if quality:
+        m = quality["mean_psnr"]
+        print(f"\nrollout, {quality['clips']} held-out clips ({quality['episodes']} episodes), horizons 1-16:")
+        print(f"  PSNR model {m['model']:.2f} dB | copy-last {m['copy_last']:.2f} dB | tokenizer ceiling "
+              f"{m['tokenizer']:.2f} dB | gain {quality['psnr_gain_over_copy_db']:+.2f} dB")
+        print("  by horizon (model):     " + " ".join(f"{v:.1f}" for v in quality["psnr"]["model"]))
+        print("  by horizon (copy-last): " + " ".join(f"{v:.1f}" for v in quality["psnr"]["copy_last"]))
+        print(f"  sampling {quality['sampling_fps']:.2f} frames/s (decode included)")
+        headline.update(psnr_gain_over_copy_db=quality["psnr_gain_over_copy_db"],
+                        sampling_fps=quality["sampling_fps"])
+    else:
+        print(f"\nrollout: skipped ({CKPT} or {args.data} missing)")
+    result = {"headline": headline, "speed": speed, "rollout": quality, "quick": args.quick,
+              "threads": args.threads, "seconds": round(time.time() - t0, 1),
+              "machine": f"{os.cpu_count()} CPU cores, torch {torch.__version__}"}
+    out = ROOT / "benchmarks" / "results" / "diffusion.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(tmp, out)
+    print(f"\nheadline: {json.dumps(headline)}  -> {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
