@@ -3,7 +3,7 @@
 import torch
 
 from worldsmith.wfm.ar_sampling import SamplingConfig, Stats, filtered_probs, generate, residual_sample
-from worldsmith.wfm.gpt import GPT, GPTConfig, grid_positions
+from worldsmith.wfm.gpt import GPT, GPTConfig, grid_positions, previous_frame_ids
 
 torch.set_num_threads(1)
 
@@ -119,8 +119,9 @@ def test_sliding_window_re_encodes_with_positions_from_zero():
     # the first token after the slide is what a fresh pass over the kept frames [1, 2] predicts
     kept = long[:, 1:3].reshape(2, -1)
     inputs = torch.cat([torch.zeros_like(kept[:, :1]), kept], dim=1)
+    prev = previous_frame_ids(torch.cat([kept, kept[:, :1]], dim=1), 16)   # the last target is unknown
     with torch.no_grad():
-        logits = m(inputs, grid_positions(3, 4, 4)[:33])
+        logits = m(inputs, grid_positions(3, 4, 4)[:33], prev_ids=prev)
     assert torch.equal(m.codec.ids(logits[:, -1].argmax(-1)), long[:, 3, 0, 0])
 
 

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from worldsmith.wfm.gpt import GPT, GPTConfig, Rope3D, grid_positions, preset_config, teacher_forcing_inputs
+from worldsmith.wfm.gpt import (GPT, GPTConfig, Rope3D, grid_positions, preset_config, previous_frame_ids,
+                                teacher_forcing_inputs)
 
 torch.set_num_threads(1)
 
@@ -27,16 +28,18 @@ def test_cached_logits_equal_uncached():
     m = tiny_model()
     tokens = torch.randint(0, 64000, (2, 3, 4, 4))
     text, cond = torch.randn(2, 384), torch.randn(2, 3, 5)
-    inputs, _ = teacher_forcing_inputs(tokens)
+    inputs, targets = teacher_forcing_inputs(tokens)
+    prev = previous_frame_ids(targets, 16)
     pos = grid_positions(3, 4, 4)
     with torch.no_grad():
-        full = m(inputs, pos, text=text, cond=cond)
+        full = m(inputs, pos, text=text, cond=cond, prev_ids=prev)
         cache = m.new_cache(2, capacity=8)          # small on purpose: exercises growing
         kv = m.text_kv(text, 2)
-        parts = [m(inputs[:, :10], pos[:10], cache=cache, text_kv=kv, cond=cond)]
+        parts = [m(inputs[:, :10], pos[:10], cache=cache, text_kv=kv, cond=cond, prev_ids=prev[:, :10])]
         for i in range(10, 30):                     # one token at a time
-            parts.append(m(inputs[:, i:i + 1], pos[i:i + 1], cache=cache, text_kv=kv, cond=cond))
-        parts.append(m(inputs[:, 30:], pos[30:], cache=cache, text_kv=kv, cond=cond))   # a causal block
+            parts.append(m(inputs[:, i:i + 1], pos[i:i + 1], cache=cache, text_kv=kv, cond=cond,
+                           prev_ids=prev[:, i:i + 1]))
+        parts.append(m(inputs[:, 30:], pos[30:], cache=cache, text_kv=kv, cond=cond, prev_ids=prev[:, 30:]))
     assert cache.length == 48
     torch.testing.assert_close(finite(torch.cat(parts, 1)), finite(full), atol=2e-5, rtol=1e-4)
 
@@ -56,16 +59,37 @@ def test_cache_truncate_rolls_back():
 
 
 def test_causal_masking_later_tokens_do_not_change_earlier_logits():
+    """Perturb token j: the logits of targets 0..j (which may only see tokens < their own) stay put,
+    through both paths a token reaches later logits (the input stream and the copy prior)."""
     m = tiny_model()
-    inputs, _ = teacher_forcing_inputs(torch.randint(0, 64000, (1, 3, 4, 4)))
-    pos = grid_positions(3, 4, 4)
-    j = 21
-    changed = inputs.clone()
+    tokens = torch.randint(0, 64000, (1, 48))
+    j = 20
+
+    def logits(tok):
+        inputs, targets = teacher_forcing_inputs(tok.view(1, 3, 4, 4))
+        with torch.no_grad():
+            return m(inputs, grid_positions(3, 4, 4), prev_ids=previous_frame_ids(targets, 16))
+
+    changed = tokens.clone()
     changed[0, j] = (changed[0, j] + 777) % 64000
+    a, b = logits(tokens), logits(changed)
+    torch.testing.assert_close(finite(a[:, :j + 1]), finite(b[:, :j + 1]), atol=0, rtol=0)
+    assert (finite(a[:, j + 1]) - finite(b[:, j + 1])).abs().max() > 1e-4     # the next target reacts
+    assert (finite(a[:, j + 16]) - finite(b[:, j + 16])).abs().max() > 1e-4   # and the one a frame later
+
+
+def test_copy_prior_favours_the_previous_frame_token():
+    m = tiny_model()
+    tokens = torch.randint(0, 64000, (1, 48))
+    inputs, targets = teacher_forcing_inputs(tokens.view(1, 3, 4, 4))
+    prev = previous_frame_ids(targets, 16)
+    assert (prev[:, :16] == -1).all() and torch.equal(prev[:, 16:], targets[:, :-16])
     with torch.no_grad():
-        a, b = m(inputs, pos), m(changed, pos)
-    torch.testing.assert_close(finite(a[:, :j]), finite(b[:, :j]), atol=0, rtol=0)
-    assert (finite(a[:, j]) - finite(b[:, j])).abs().max() > 1e-4       # the perturbed position itself reacts
+        with_prior = m(inputs, grid_positions(3, 4, 4), prev_ids=prev)
+        without = m(inputs, grid_positions(3, 4, 4))
+    nll_with, nll_without = m.codec.nll(with_prior, prev.clamp(min=0)), m.codec.nll(without, prev.clamp(min=0))
+    assert torch.equal(finite(with_prior[:, :16]), finite(without[:, :16]))     # frame 0 has no previous frame
+    assert (nll_with[:, 16:] < nll_without[:, 16:] - 1.0).all()
 
 
 def test_grid_positions_follow_raster_order():

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 
 import torch
 
 from worldsmith.wfm.ar_sampling import SamplingConfig, Stats, generate
 from worldsmith.wfm.ar_train import ARError, load_ar_model
+
+# greedy decoding by default; the speculative drafts return exactly the plain loop's tokens, faster
+GREEDY = SamplingConfig(temperature=0, draft=16)
 
 
 class ARPredictor:
@@ -25,6 +29,10 @@ class ARPredictor:
         if not tok:
             raise ARError(f"{run_dir}: the run names no tokenizer; pass one")
         try:
+            if not tokenizer_dir:   # recorded as given at training time: find it from here, the run, the repo
+                from worldsmith.wfm.rollout import resolve_tokenizer
+
+                tok = resolve_tokenizer(tok, Path(run_dir))
             self.tokenizer = load_tokenizer(tok, device=device)
         except Exception as e:
             raise ARError(str(e)) from None
@@ -32,7 +40,7 @@ class ARPredictor:
         self.device = device
 
     @torch.no_grad()
-    def predict(self, video: torch.Tensor, frames: int, sampling: SamplingConfig = SamplingConfig(temperature=0),
+    def predict(self, video: torch.Tensor, frames: int, sampling: SamplingConfig = GREEDY,
                 text: torch.Tensor | None = None, stats: Stats | None = None) -> torch.Tensor:
         """video (B, 3, 1 + k*s_t, H, W) in [-1, 1] -> (B, 3, 1 + k*s_t + frames, H, W): the context as the
         tokenizer reconstructs it, then `frames` generated frames."""
@@ -47,7 +55,7 @@ class ARPredictor:
 
 
 def predict_ar(run_dir, video: torch.Tensor, frames: int, tokenizer_dir=None, prompt_text: str | None = None,
-               sampling: SamplingConfig = SamplingConfig(temperature=0), device="cpu") -> torch.Tensor:
+               sampling: SamplingConfig = GREEDY, device="cpu") -> torch.Tensor:
     """One-shot helper: see ARPredictor.predict. `prompt_text` is embedded with worldsmith.text."""
     p = ARPredictor(run_dir, tokenizer_dir, device=device)
     text = None

@@ -142,9 +142,13 @@ def generate(model: GPT, prompt: torch.Tensor, frames: int, cfg: SamplingConfig 
         sov = torch.zeros(inputs.shape, dtype=torch.bool, device=dev)
         if rel == 0:
             sov[:, 0] = True
+        # the copy prior reads the token one frame before each target, inside the window only (as trained)
+        targets = torch.arange(first_target, first_target + inputs.shape[1], device=dev)
+        src = targets - hw
+        prev = torch.where(src >= base * hw, out[:, src.clamp(min=0)], torch.full_like(out[:, :1], -1))
         stats.passes += 1
         return model(inputs, pos_window[rel: rel + inputs.shape[1]], sov=sov,
-                     cond=None if cond is None else cond[:, base:], cache=cache, text_kv=text_kv)
+                     cond=None if cond is None else cond[:, base:], cache=cache, text_kv=text_kv, prev_ids=prev)
 
     def prefill() -> None:
         """Cache the inputs of targets base*hw .. n_done-1 (start-of-video, then known tokens)."""
@@ -159,7 +163,7 @@ def generate(model: GPT, prompt: torch.Tensor, frames: int, cfg: SamplingConfig 
             base += shift
             prefill()
         room = min(total, (base + window) * hw) - n_done - 1
-        n_draft = max(0, min(cfg.draft, room, hw)) if n_done - hw >= 0 else 0
+        n_draft = max(0, min(cfg.draft, room, hw - 1)) if n_done - hw >= 0 else 0
         last = out[:, n_done - 1: n_done] if n_done > base * hw else torch.zeros_like(out[:, :1])
         drafts = out[:, n_done - hw: n_done - hw + n_draft]                      # copy of the previous frame
         if cfg.jacobi and n_draft:

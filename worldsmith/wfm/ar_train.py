@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from worldsmith.config import from_dict, to_dict
-from worldsmith.wfm.gpt import GPT, GPTConfig, grid_positions, preset_config, teacher_forcing_inputs
+from worldsmith.wfm.gpt import (GPT, GPTConfig, grid_positions, preset_config, previous_frame_ids,
+                                teacher_forcing_inputs)
 
 
 class ARError(ValueError):
@@ -78,7 +79,8 @@ def ar_loss(model: GPT, batch: dict, step: int, text_dropout: float = 0.1) -> tu
     if text is not None and text_dropout > 0 and model.cross_layers:
         keep = torch.rand(b, device=text.device) >= text_dropout
         text = torch.where(keep[:, None], text, model.null_text[0].expand(b, -1).to(text.dtype))
-    logits = model(inputs, grid_positions(t, h, w, device=tokens.device), text=text, cond=batch.get("cond"))
+    logits = model(inputs, grid_positions(t, h, w, device=tokens.device), text=text, cond=batch.get("cond"),
+                   prev_ids=previous_frame_ids(targets, h * w))
     nll = model.codec.nll(logits, targets)                                   # (B, N)
     loss = nll.mean()
     with torch.no_grad():

@@ -20,6 +20,12 @@ conditionally independent given the context. `head="full"` keeps a 64k-row table
 input and output (that saves 64k x dim parameters). The digit head is not tied: it would save only 39 x dim
 parameters, and in a short CPU run the tied, small-norm table learnt markedly slower.
 
+Copy prior. Consecutive latent frames of a mostly static scene share most tokens, so the logits get a
+learnt bonus (one scalar per digit group, initialised to `copy_prior`) on the digits of the token at the
+same (h, w) one latent frame earlier. The model then starts from "copy the last frame" and learns the
+changes: on a CPU budget of a few hundred steps that is the difference between noise and a usable rollout.
+The previous-frame ids are a function of earlier tokens only (causality holds), passed in as `prev_ids`.
+
 Logits come out as (B, L, G, K): G digit groups of K = max(levels) classes (padded with -inf), or G=1,
 K=vocab for the full head. Sampling code treats both the same way (see ar_sampling.py).
 """
@@ -48,6 +54,7 @@ class GPTConfig:
     text_dim: int = 384             # cross-attention to text embeddings; 0 disables it
     cross_attn_every: int = 2       # cross-attention in every k-th block (the last block of each group)
     cond_dim: int = 0               # per-latent-frame conditioning vector (actions, camera, ...); 0 disables
+    copy_prior: float = 2.0         # initial logit bonus for the previous frame's token at (t-1, h, w); 0 disables
     rope_base: float = 10000.0
     grid: list[int] = field(default_factory=lambda: [5, 8, 8])  # (T, H, W) latent grid of a training clip
     dropout: float = 0.0
@@ -253,6 +260,7 @@ class TokenCodec(nn.Module):
         self.out_norm = RMSNorm(cfg.dim, cfg.norm_eps)
         # digits: an untied (sum(levels) x dim) output table; full: the input table itself (tied)
         self.out_table = nn.Parameter(torch.randn(sum(levels), cfg.dim) * 0.02) if cfg.head == "digits" else None
+        self.copy_gain = nn.Parameter(torch.full((len(levels),), float(cfg.copy_prior))) if cfg.copy_prior else None
 
     def digits(self, ids: torch.Tensor) -> torch.Tensor:
         """(...,) ids -> (..., G) digits."""
@@ -267,11 +275,16 @@ class TokenCodec(nn.Module):
         e = self.table(rows).sum(-2)
         return torch.where(sov.unsqueeze(-1), self.sov.to(e.dtype), e)
 
-    def logits(self, h: torch.Tensor) -> torch.Tensor:
-        """(B, L, dim) -> (B, L, G, K), classes beyond a digit's level set to -inf."""
+    def logits(self, h: torch.Tensor, prev_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L, dim) -> (B, L, G, K), classes beyond a digit's level set to -inf. prev_ids (B, L): the
+        token one latent frame before each target (-1: none), which gets the copy-prior bonus."""
         table = self.out_table if self.out_table is not None else self.table.weight
         flat = F.linear(self.out_norm(h), table)                               # (B, L, sum(levels))
         out = flat[..., self.gather]                                            # (B, L, G, K)
+        if self.copy_gain is not None and prev_ids is not None:
+            has = (prev_ids >= 0).unsqueeze(-1).to(out.dtype)                   # (B, L, 1)
+            onehot = F.one_hot(self.digits(prev_ids.clamp(min=0)), self.k).to(out.dtype)   # (B, L, G, K)
+            out = out + onehot * (self.copy_gain.to(out.dtype)[:, None] * has.unsqueeze(-1))
         return out.masked_fill(~self.valid, float("-inf"))
 
     def nll(self, logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
@@ -325,10 +338,13 @@ class GPT(nn.Module):
     # ---- forward ----
     def forward(self, inputs: torch.Tensor, pos: torch.Tensor, *, sov: torch.Tensor | None = None,
                 text: torch.Tensor | None = None, cond: torch.Tensor | None = None,
-                cache: KVCache | None = None, text_kv: dict | None = None) -> torch.Tensor:
+                cache: KVCache | None = None, text_kv: dict | None = None,
+                prev_ids: torch.Tensor | None = None) -> torch.Tensor:
         """inputs (B, L) token ids (the previous token of each target); pos (L, 3) target grid positions;
         sov (B, L) bool, True where the input is the start-of-video token (default: index 0 when the
         sequence starts fresh); text (B, 384) or (B, M, 384); cond (B, T, cond_dim) per latent frame.
+        prev_ids (B, L): the token one latent frame before each target, -1 where there is none (see
+        `previous_frame_ids`); without it the copy prior is off.
         With a cache, the new K/V are appended and only the new positions are computed.
         Returns logits (B, L, G, K)."""
         b, n = inputs.shape
@@ -349,7 +365,7 @@ class GPT(nn.Module):
             x = blk(x, cos, sin, cache, i, text_kv)
         if cache is not None:
             cache.advance(n)
-        return self.codec.logits(x)
+        return self.codec.logits(x, prev_ids)
 
     def new_cache(self, batch: int, capacity: int, device=None, dtype=torch.float32) -> KVCache:
         c = self.cfg
@@ -362,3 +378,10 @@ def teacher_forcing_inputs(tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     targets = tokens.reshape(tokens.shape[0], -1)
     inputs = torch.cat([torch.zeros_like(targets[:, :1]), targets[:, :-1]], dim=1)
     return inputs, targets
+
+
+def previous_frame_ids(tokens: torch.Tensor, frame_tokens: int) -> torch.Tensor:
+    """(B, N) raster token ids -> (B, N) the id one latent frame earlier at the same (h, w), -1 in frame 0."""
+    prev = torch.full_like(tokens, -1)
+    prev[:, frame_tokens:] = tokens[:, :-frame_tokens]
+    return prev
