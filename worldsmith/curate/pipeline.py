@@ -50,7 +50,7 @@ def output_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     return max(2, round(height * scale / 2) * 2), max(2, round(width * scale / 2) * 2)
 
 
-def _frames_of(item: InputItem, cfg: CurateConfig) -> tuple[dict, Iterator[np.ndarray]]:
+def _frames_of(item: InputItem, cfg: CurateConfig) -> tuple[dict, Iterator[np.ndarray] | None]:
     """Input facts and an iterator over its RGB frames; raises VideoError for unreadable input."""
     if item.is_episode:
         from worldsmith.data.lerobot import LeRobotDataset
@@ -76,7 +76,7 @@ def _frames_of(item: InputItem, cfg: CurateConfig) -> tuple[dict, Iterator[np.nd
             "meta": {"file": Path(item.path).name}}
     if cfg.split.fps:
         info["fps"] = float(cfg.split.fps)
-    return info, iter_frames(item.path, fps=cfg.split.fps or None, threads=1)
+    return info, None  # decoded by `process_input` once the output size is known
 
 
 def _check_dims(item: InputItem, w: int, h: int) -> None:
@@ -94,6 +94,8 @@ def process_input(item: InputItem, cfg: CurateConfig) -> InputResult:
         return _failed(item, {"error": str(e)}, str(e))
     res = InputResult(item=item, info=info)
     out_hw = output_size(info["width"], info["height"], cfg.transcode.short_side)
+    if frames is None:  # a video file: scaled to the output size while decoding, one decoder thread per worker
+        frames = iter_frames(item.path, fps=cfg.split.fps or None, threads=1, scale=out_hw)
     aw = min(cfg.split.analysis_width, out_hw[1])
     small_hw = (max(2, round(out_hw[0] * aw / out_hw[1])), aw)
     splitter = ShotSplitter(cfg.split, info["fps"])

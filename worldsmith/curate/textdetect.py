@@ -161,9 +161,18 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, steps: int = 30
     return {"mean": mean.tolist(), "std": std.tolist(), "coef": coef.tolist(), "bias": bias}
 
 
-def accuracy(model: dict, x: np.ndarray, y: np.ndarray) -> float:
+def _probs(model: dict, x: np.ndarray) -> np.ndarray:
     z = ((x - np.asarray(model["mean"])) / np.asarray(model["std"])) @ np.asarray(model["coef"]) + model["bias"]
-    return float(np.mean((z > 0) == (y > 0.5)))
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def accuracy(model: dict, x: np.ndarray, y: np.ndarray, threshold: float = 0.5) -> float:
+    return float(np.mean((_probs(model, x) > threshold) == (y > 0.5)))
+
+
+# The pipeline's default cut-off (`filters.max_text_prob`): chosen on the held-out set for a false positive
+# rate under 2%, since rejecting clean footage costs more than letting a faint caption through.
+PIPELINE_THRESHOLD = 0.7
 
 
 def sample_frames() -> dict[str, np.ndarray]:
@@ -195,6 +204,11 @@ def train_text_detector(out: str | os.PathLike = WEIGHTS, n_train: int = 3000, n
     model = fit_logistic(xtr, ytr)
     model["train_accuracy"] = accuracy(model, xtr, ytr)
     model["heldout_accuracy"] = accuracy(model, xte, yte)
+    p = _probs(model, xte)
+    model["pipeline_threshold"] = PIPELINE_THRESHOLD
+    model["heldout_accuracy_at_threshold"] = accuracy(model, xte, yte, PIPELINE_THRESHOLD)
+    model["heldout_false_positive_rate_at_threshold"] = float(np.mean(p[yte == 0] > PIPELINE_THRESHOLD))
+    model["heldout_true_positive_rate_at_threshold"] = float(np.mean(p[yte == 1] > PIPELINE_THRESHOLD))
     model["reproduce"] = f"worldsmith curate train-text-detector --n-train {n_train} --n-test {n_test} --seed {seed}"
     save_json(model, out)
     _load.cache_clear()
