@@ -178,11 +178,13 @@ def rollout_quality(tok, model, data, n_clips: int, draft: int) -> dict | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats and clips (ends within about a minute)")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default, 1 when the load exceeds the cores)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ar.json"))
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    elif os.getloadavg()[0] > os.cpu_count():
+        torch.set_num_threads(1)      # oversubscribed: spinning OpenMP threads cost 3-5x (measured), one wins
     repeats = 1 if args.quick else 3
     tok, model, data, notes = load_models()
     params = model.num_params()

@@ -149,7 +149,11 @@ def test_text_cross_attention_changes_logits():
         a = m(inputs, pos, text=torch.randn(1, 384))
         b = m(inputs, pos, text=torch.randn(1, 384))
         c = m(inputs, pos)                     # null text
+        text = torch.randn(1, 384)
+        one = m(inputs, pos, text=text)        # the single-vector shortcut ...
+        two = m(inputs, pos, text=text[:, None].expand(1, 2, 384))   # ... equals real attention over copies
     assert (finite(a) - finite(b)).abs().max() > 1e-4 and (finite(a) - finite(c)).abs().max() > 1e-4
+    torch.testing.assert_close(finite(one), finite(two), atol=1e-5, rtol=1e-4)
 
 
 def test_digit_codec_matches_fsq_ids_and_nll_is_a_distribution():

@@ -23,6 +23,7 @@ def train_ar_cmd(
     seed: int = typer.Option(0, help="Seed for init and data order."),
     set_: list[str] = typer.Option([], "--set", help="Overrides: model.dim=256, data.clip_frames=33, train.ema_decay=0.99."),
     cache: str = typer.Option(None, help="Token cache folder (default ~/.cache/worldsmith/ar_tokens)."),
+    threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default; 1 wins on a busy machine)."),
 ) -> None:
     """Train the autoregressive world model on DV tokens (tokens are cached once per dataset and tokenizer).
 
@@ -34,6 +35,10 @@ def train_ar_cmd(
     from worldsmith.train.trainer import CheckpointError
     from worldsmith.wfm.ar_train import ARError, train_ar_command
 
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     try:
         metrics = train_ar_command(preset, data, tokenizer, out, steps, batch_size, lr, precision, device, seed,
                                    set_, cache)

@@ -165,11 +165,10 @@ class SelfAttention(nn.Module):
             causal = False
             mask = None if n == 1 else (torch.arange(k.shape[2], device=x.device)[None, :]
                                         <= start + torch.arange(n, device=x.device)[:, None])
-        if self.kv_heads != self.heads:
-            rep = self.heads // self.kv_heads
-            k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+        # query heads share K/V heads inside SDPA (no copy of the cache per step)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
-                                           dropout_p=self.dropout if self.training else 0.0)
+                                           dropout_p=self.dropout if self.training else 0.0,
+                                           enable_gqa=self.kv_heads != self.heads)
         return self.proj(y.transpose(1, 2).reshape(b, n, -1))
 
 
@@ -193,6 +192,10 @@ class CrossAttention(nn.Module):
 
     def forward(self, x, kv: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         b, n, _ = x.shape
+        if kv[1].shape[2] == 1:
+            # one text vector (a sentence embedding): softmax over a single key is 1, the output is proj(v)
+            # whatever the query, so skip the query and attention (exact; saves 2 matmuls per token)
+            return self.proj(kv[1].transpose(1, 2).reshape(b, 1, -1)).expand(b, n, -1)
         q = self.q_norm(self.q(x).view(b, n, self.heads, self.hd)).transpose(1, 2)
         y = F.scaled_dot_product_attention(q, *kv)
         return self.proj(y.transpose(1, 2).reshape(b, n, -1))
