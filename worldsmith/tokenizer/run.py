@@ -204,6 +204,7 @@ def export_checkpoint(run_dir: str | os.PathLike, out_dir: str | os.PathLike, dt
     want = getattr(torch, dtype)
     save_file({k: (v.to(want) if v.is_floating_point() else v).contiguous() for k, v in state.items()},
               str(tmp / "ema.safetensors"), metadata={"source": str(src), "preset": model.config.preset})
+    os.chmod(tmp / "ema.safetensors", 0o644)  # safetensors writes 0600; a shipped checkpoint is world-readable
     if out.exists():
         readme = out / "README.md"
         if readme.exists():
