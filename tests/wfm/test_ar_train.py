@@ -59,6 +59,38 @@ def test_resume_with_another_model_config_is_refused(tmp_path):
         train_ar(other, cfg, tmp_path, show_progress=False, dataset=token_data())
 
 
+def random_dv_tokenizer(run_dir):
+    """A randomly initialised dv-4x8x8 tokenizer saved as a run directory (real code path, untrained)."""
+    from safetensors.torch import save_file
+
+    from worldsmith.tokenizer.model import build_tokenizer, preset_config
+
+    torch.manual_seed(0)
+    tokenizer = build_tokenizer("dv-4x8x8")
+    save_json({"kind": "tokenizer", "model": to_dict(preset_config("dv-4x8x8"))}, run_dir / "config.json")
+    save_file(tokenizer.state_dict(), str(run_dir / "model.safetensors"))
+    return tokenizer
+
+
+def test_predictor_encodes_generates_and_decodes(tmp_path):
+    from worldsmith.predict import load_predictor
+    from worldsmith.wfm.ar_predict import ARPredictor
+
+    random_dv_tokenizer(tmp_path / "tok")
+    run = ARRunConfig(preset="test", model=GPTConfig(dim=32, depth=1, heads=2, kv_heads=1, grid=[3, 2, 2]))
+    run.data.tokenizer = str(tmp_path / "tok")
+    data = TokenDataset(torch.randint(0, 64000, (4, 3, 2, 2), dtype=torch.int32))
+    train_ar(run, TrainConfig(steps=1, batch_size=2, precision="fp32"), tmp_path / "ar", show_progress=False,
+             dataset=data)
+    video = torch.rand(2, 3, 5, 16, 16) * 2 - 1
+    out = ARPredictor(tmp_path / "ar").predict(video, 4)
+    assert out.shape == (2, 3, 9, 16, 16) and out.abs().max() <= 1
+    p = load_predictor(tmp_path / "ar")                   # the shared `worldsmith predict` / `eval rollout` path
+    assert p.predict(video, 4).shape == (2, 3, 4, 16, 16)
+    with pytest.raises(ARError, match="1 \\+ a multiple of 4"):
+        ARPredictor(tmp_path / "ar").predict(video[:, :, :4], 4)
+
+
 def test_token_cache_encodes_once_with_a_dv_tokenizer(tmp_path):
     from safetensors.torch import save_file
 
@@ -71,10 +103,7 @@ def test_token_cache_encodes_once_with_a_dv_tokenizer(tmp_path):
     for i in range(2):
         write_video(videos / f"clip{i}.mp4", rng.integers(0, 255, (9, 64, 64, 3), dtype=np.uint8), fps=10)
     tok = tmp_path / "tok"
-    torch.manual_seed(0)
-    tokenizer = build_tokenizer("dv-4x8x8")
-    save_json({"kind": "tokenizer", "model": to_dict(preset_config("dv-4x8x8"))}, tok / "config.json")
-    save_file(tokenizer.state_dict(), str(tok / "model.safetensors"))
+    random_dv_tokenizer(tok)
     run = run_config("tiny", [str(videos)], str(tok), ["data.clip_frames=9", "data.split=all", "data.stride=1"])
     path = build_token_cache(run.data, tmp_path / "cache", show_progress=False)
     data = load_token_cache(path)
