@@ -38,25 +38,26 @@ AR_CKPT = ROOT / "checkpoints" / "ar-robot-tiny"
 DV_CKPT = ROOT / "checkpoints" / "dv-4x8x8-tiny"
 
 
-def load_models():
+def load_models(ar_ckpt: Path, dv_ckpt: Path):
     from worldsmith.tokenizer.model import build_tokenizer
 
     notes = []
-    if (DV_CKPT / "config.json").exists():
+    if (dv_ckpt / "config.json").exists():
         from worldsmith.tokenizer.run import load_tokenizer
 
-        tok = load_tokenizer(DV_CKPT)
-        notes.append(f"tokenizer: {DV_CKPT.relative_to(ROOT)}")
+        tok = load_tokenizer(dv_ckpt)
+        notes.append(f"tokenizer: {dv_ckpt}")
     else:
         torch.manual_seed(0)
         tok = build_tokenizer("dv-4x8x8").eval()
         notes.append("tokenizer: randomly initialised dv-4x8x8 tiny (no checkpoint yet)")
-    if (AR_CKPT / "config.json").exists():
+    if (ar_ckpt / "config.json").exists():
         from worldsmith.wfm.ar_train import load_ar_model
 
-        model, run = load_ar_model(AR_CKPT)
-        notes.append(f"AR model: {AR_CKPT.relative_to(ROOT)}")
+        model, run = load_ar_model(ar_ckpt)
+        notes.append(f"AR model: {ar_ckpt} ({model.num_params() / 1e6:.2f} M parameters)")
         data = run.data
+        data.roots = [r if Path(r).is_absolute() else str(ROOT / r) for r in data.roots]
     else:
         torch.manual_seed(0)
         model, data = GPT(preset_config("tiny")).eval(), None
@@ -100,7 +101,7 @@ def heldout_clips(data, frames: int, n: int):
     return video, text
 
 
-def generation_speed(tok, model, data, batch: int, draft: int, repeats: int, n_latent: int = 4) -> dict:
+def generation_speed(tok, model, data, batch: int, draft: int, jacobi: bool, repeats: int, n_latent: int = 4) -> dict:
     video, text = prompts(tok, data, batch, 1)
     with torch.no_grad():
         prompt = tok.encode(video)                                # (B, 1, 8, 8)
@@ -109,13 +110,13 @@ def generation_speed(tok, model, data, batch: int, draft: int, repeats: int, n_l
     def run():
         stats.__init__()
         with torch.no_grad():
-            ids = generate(model, prompt, n_latent, SamplingConfig(temperature=0, draft=draft), text=text,
-                           stats=stats)
+            ids = generate(model, prompt, n_latent, SamplingConfig(temperature=0, draft=draft, jacobi=jacobi),
+                           text=text, stats=stats)
             tok.decode(ids)
 
     sec = timed(run, repeats)
     frames = 4 * n_latent * batch
-    return {"batch": batch, "draft": draft, "seconds": sec, "frames_per_second": frames / sec,
+    return {"batch": batch, "draft": draft, "jacobi": jacobi, "seconds": sec, "frames_per_second": frames / sec,
             "passes": stats.passes, "accepted": stats.accepted, "tokens": stats.tokens}
 
 
@@ -156,7 +157,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return 10 * torch.log10(1.0 / mse)
 
 
-def rollout_quality(tok, model, data, n_clips: int, draft: int) -> dict | None:
+def rollout_quality(tok, model, data, n_clips: int, draft: int, jacobi: bool) -> dict | None:
     clips = heldout_clips(data, 21, n_clips)
     if clips is None:
         return None
@@ -164,7 +165,7 @@ def rollout_quality(tok, model, data, n_clips: int, draft: int) -> dict | None:
     ctx = video[:, :, :5]
     with torch.no_grad():
         prompt = tok.encode(ctx)                                                # (B, 2, 8, 8)
-        ids = generate(model, prompt, 4, SamplingConfig(temperature=0, draft=draft), text=text)
+        ids = generate(model, prompt, 4, SamplingConfig(temperature=0, draft=draft, jacobi=jacobi), text=text)
         pred = tok.decode(ids)[:, :, 5:21].clamp(-1, 1)
         recon = tok.decode(tok.encode(video)).clamp(-1, 1)[:, :, 5:21]
     truth = video[:, :, 5:21]
@@ -181,32 +182,36 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer repeats and clips (ends within about a minute)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default, 1 when the load exceeds the cores)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ar.json"))
+    ap.add_argument("--model", default=str(AR_CKPT), help="AR run or checkpoint (default checkpoints/ar-robot-tiny)")
+    ap.add_argument("--tokenizer", default=str(DV_CKPT), help="DV tokenizer (default checkpoints/dv-4x8x8-tiny)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     elif os.getloadavg()[0] > os.cpu_count():
         torch.set_num_threads(1)      # oversubscribed: spinning OpenMP threads cost 3-5x (measured), one wins
     repeats = 1 if args.quick else 3
-    tok, model, data, notes = load_models()
+    tok, model, data, notes = load_models(Path(args.model), Path(args.tokenizer))
     params = model.num_params()
     rows = []
     n_latent = 2 if args.quick else 4
-    for batch, draft in ((1, 0), (1, 16), (8, 0), (8, 16)):
-        if args.quick and batch == 8 and draft == 0:
+    for batch, draft, jacobi in ((1, 0, False), (1, 16, False), (1, 16, True), (1, 63, False), (1, 63, True),
+                                 (8, 0, False), (8, 63, True)):
+        if args.quick and (batch, draft, jacobi) in ((8, 0, False), (1, 16, False)):
             continue
-        rows.append(generation_speed(tok, model, data, batch, draft, repeats, n_latent))
+        rows.append(generation_speed(tok, model, data, batch, draft, jacobi, repeats, n_latent))
     single = [r for r in rows if r["batch"] == 1]
     best = max(single, key=lambda r: r["frames_per_second"])
     kv = kv_speedup(model, 16, 2 if args.quick else 16, repeats)
-    quality = rollout_quality(tok, model, data, 8 if args.quick else 32, best["draft"])
+    quality = rollout_quality(tok, model, data, 8 if args.quick else 32, best["draft"], best["jacobi"])
 
     print("\n".join(notes))
     print(f"params: {params / 1e6:.2f} M ({model.num_params(non_embedding=True) / 1e6:.2f} M without the digit tables);"
           f" torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}")
-    print(f"{'decoder':<26}{'batch':>6}{'s':>9}{'frames/s':>10}{'passes':>8}{'drafts ok':>10}")
+    print(f"{'decoder (greedy)':<36}{'batch':>6}{'s':>9}{'frames/s':>10}{'passes':>8}{'drafts ok':>10}")
     for r in rows:
-        name = "plain KV-cache loop" if r["draft"] == 0 else f"speculative, {r['draft']} copy drafts"
-        print(f"{name:<26}{r['batch']:>6}{r['seconds']:>9.2f}{r['frames_per_second']:>10.2f}{r['passes']:>8}"
+        name = "plain KV-cache loop" if r["draft"] == 0 else \
+            f"speculative, {r['draft']} {'Jacobi' if r['jacobi'] else 'copy'} drafts"
+        print(f"{name:<36}{r['batch']:>6}{r['seconds']:>9.2f}{r['frames_per_second']:>10.2f}{r['passes']:>8}"
               f"{r['accepted']:>10}")
     print(f"KV cache at {kv['context_tokens']} tokens of context: {kv['cached_s_per_token'] * 1e3:.1f} ms/token vs "
           f"recompute {kv['recompute_s_per_token'] * 1e3:.1f} ms/token -> {kv['speedup']:.1f}x")
@@ -220,7 +225,8 @@ def main() -> None:
         "headline": {"frames_per_second": round(best["frames_per_second"], 3), "params_millions": round(params / 1e6, 3),
                      "kv_cache_speedup": round(kv["speedup"], 2),
                      "psnr_gain_over_copy_db": quality["psnr_gain_over_copy_db"] if quality else None},
-        "headline_decoder": "plain" if best["draft"] == 0 else f"speculative draft={best['draft']}",
+        "headline_decoder": "plain" if best["draft"] == 0 else f"speculative draft={best['draft']} jacobi={best['jacobi']}",
+        "speculative_speedup_over_plain": round(best["frames_per_second"] / single[0]["frames_per_second"], 2),
         "notes": notes, "quick": args.quick, "torch_threads": torch.get_num_threads(),
         "load_average_1min": round(os.getloadavg()[0], 2),
         "generation": rows, "kv_cache": kv, "rollout": quality,

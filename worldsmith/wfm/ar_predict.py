@@ -15,7 +15,7 @@ from worldsmith.wfm.ar_sampling import SamplingConfig, Stats, generate
 from worldsmith.wfm.ar_train import ARError, load_ar_model
 
 # greedy decoding by default; the speculative drafts return exactly the plain loop's tokens, faster
-GREEDY = SamplingConfig(temperature=0, draft=16)
+GREEDY = SamplingConfig(temperature=0, draft=63)
 
 
 class ARPredictor:
