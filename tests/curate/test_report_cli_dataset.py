@@ -1,8 +1,5 @@
 """The report, the CLI's error paths, and reading curated shards back for training."""
 
-import subprocess
-import sys
-
 import duckdb
 from curate_helpers import frames_ok
 from typer.testing import CliRunner
@@ -37,8 +34,10 @@ def test_cli_errors_are_one_line(tmp_path):
 
 
 def test_curate_help_has_examples():
-    out = subprocess.run([sys.executable, "-m", "worldsmith.cli", "curate", "run", "--help"], capture_output=True, text=True)
-    assert out.returncode == 0 and "Example: worldsmith curate run" in out.stdout
+    runner = CliRunner()
+    for verb in ("run", "synth", "report", "train-text-detector"):
+        res = runner.invoke(app, ["curate", verb, "--help"])
+        assert res.exit_code == 0 and f"Example: worldsmith curate {verb}" in res.output, verb
 
 
 def test_shards_feed_trainers(small_clean_run):
