@@ -40,3 +40,22 @@ def test_long_shots_become_windows_and_cuts_are_trimmed():
     # shot 0: windows of 20 from 0, the last trimmed before the cut at 50; shot 1 starts after the trim
     assert got == [(0, 20), (20, 40), (40, 49), (51, 62)]
     assert all(s.end - s.start <= cfg.max_frames for s in spans)
+
+
+def test_memory_is_bounded_by_the_window_not_the_video(tmp_path):
+    from worldsmith.curate.config import CurateConfig
+    from worldsmith.curate.inputs import make_item
+    from worldsmith.curate.pipeline import process_input
+    from worldsmith.curate.synth import _pan
+    from worldsmith.video import write_video
+
+    long_shot = _pan(np.random.default_rng(0), 300, 64, 96, speed=1.0)  # one 300-frame shot
+    write_video(tmp_path / "long.mp4", long_shot, 25.0, preset="ultrafast")
+    cfg = CurateConfig()
+    cfg.split.max_frames, cfg.transcode.short_side = 40, 64
+    res = process_input(make_item(tmp_path / "long.mp4"), cfg)
+    assert res.info["decoded_frames"] == 300
+    assert res.info["peak_buffered_frames"] <= cfg.split.max_frames + cfg.split.trim_frames + cfg.split.min_shot_frames + 1
+    spans = [(r["start"], r["end"]) for r in res.records]
+    assert spans[:2] == [(0, 40), (40, 80)] and spans[-1][1] == 300
+    assert all(r["shot"] == 0 and r["shot_end"] == 300 for r in res.records)

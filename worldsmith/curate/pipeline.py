@@ -100,7 +100,7 @@ def process_input(item: InputItem, cfg: CurateConfig) -> InputResult:
     small_hw = (max(2, round(out_hw[0] * aw / out_hw[1])), aw)
     splitter = ShotSplitter(cfg.split, info["fps"])
     buf: deque[tuple[int, np.ndarray, np.ndarray]] = deque()  # (frame index, output RGB, small grey)
-    n = 0
+    n = peak = 0  # peak: most frames held at once, the memory bound (max_frames + trim + look-ahead)
     try:
         for rgb in frames:
             if rgb.shape[1] != info["width"] or rgb.shape[0] != info["height"]:
@@ -111,8 +111,9 @@ def process_input(item: InputItem, cfg: CurateConfig) -> InputResult:
             n += 1
             for span in splitter.feed(small):
                 _emit(res, span, buf, cfg)
-            while buf and buf[0][0] < min(splitter._window_start(), splitter.shot_start):
+            while buf and buf[0][0] < splitter.next_clip_start():  # no clip can start before it any more
                 buf.popleft()
+            peak = max(peak, len(buf))
     except VideoError as e:
         # Truncated or corrupt data mid-stream: keep the clips before the damage, and say so in an input row.
         res.info["error"] = str(e)
@@ -121,6 +122,7 @@ def process_input(item: InputItem, cfg: CurateConfig) -> InputResult:
         _emit(res, span, buf, cfg)
     res.cuts = list(splitter.cuts)
     res.info["decoded_frames"] = n
+    res.info["peak_buffered_frames"] = peak
     if n == 0 and "error" not in res.info:
         return _failed(item, info, f"{item.label}: no decodable video frames")
     shot_end = {}

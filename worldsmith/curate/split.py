@@ -75,7 +75,7 @@ class ShotSplitter:
         """Windows of a long shot that no later cut can reach any more."""
         cfg = self.cfg
         out = []
-        start = self._window_start()
+        start = self.next_clip_start()
         while start + cfg.max_frames + cfg.trim_frames + self.lookahead <= self.n:
             out.append(ClipSpan(self.shot, self.window, start, start + cfg.max_frames, self.shot_start, -1))
             self.window += 1
@@ -83,7 +83,7 @@ class ShotSplitter:
             start = self.next_start
         return out
 
-    def _window_start(self) -> int:
+    def next_clip_start(self) -> int:
         if self.next_start > self.shot_start:
             return self.next_start
         return self.shot_start + (self.cfg.trim_frames if self.shot > 0 else 0)
@@ -92,7 +92,7 @@ class ShotSplitter:
         cfg = self.cfg
         stop = end - (cfg.trim_frames if at_cut else 0)
         out = []
-        start = self._window_start()
+        start = self.next_clip_start()
         while start < stop:
             w_end = min(start + cfg.max_frames, stop)
             out.append(ClipSpan(self.shot, self.window, start, w_end, self.shot_start, end))
