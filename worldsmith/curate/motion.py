@@ -48,7 +48,10 @@ def motion_scores(gray: list[np.ndarray] | np.ndarray, pairs: int = 12) -> dict:
         zooms.append(0.5 * (coef[1, 0] + coef[2, 1]))
         resid.append(float(np.mean(np.linalg.norm(uv - basis @ coef, axis=-1))))
     trans_a = np.array(trans)
-    jitter = float(np.mean(np.linalg.norm(np.diff(trans_a, axis=0), axis=-1))) if len(trans_a) > 1 else 0.0
+    # Repeated frames (low-fps footage resampled up) give zero-flow pairs between moving ones; they are
+    # not camera jitter, so shake is measured over the pairs that moved.
+    moving = trans_a[np.array(mags) > 0.02]
+    jitter = float(np.mean(np.linalg.norm(np.diff(moving, axis=0), axis=-1))) if len(moving) > 1 else 0.0
     scores = {
         "motion": float(np.mean(mags)),
         "shake": jitter,
