@@ -103,11 +103,12 @@ def test_resume_after_kill9_of_a_real_process_is_bit_exact(tmp_path):
     assert losses(out) == losses(tmp_path / "ref")
 
 
-def test_ddp_two_processes_match_one_process_with_accumulation(tmp_path):
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
+def test_two_processes_match_one_process_with_accumulation(tmp_path, parallel):
     ref = run(tmp_path / "one", grad_accum=2, batch_size=2, precision="fp32")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            str(ROOT / "tests" / "train" / "_trainer_toy.py"), str(tmp_path / "two"), "--grad-accum", "1", "--batch-size", "2",
-           "--precision", "fp32"]
+           "--precision", "fp32", "--parallel", parallel]
     res = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
     one, two = losses(tmp_path / "one"), losses(tmp_path / "two")
