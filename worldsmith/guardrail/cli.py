@@ -91,23 +91,29 @@ def video_cmd(
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from worldsmith.video import VideoError
+    from worldsmith.video import VideoError, probe, read_video, write_video
 
     if not src.is_file():
         _fail(f"{src}: file not found")
     guard = _guard(policy)
     try:
-        with Progress(TextColumn("faces"), BarColumn(), TextColumn("{task.completed}/{task.total} frames"),
-                      TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), transient=True) as bar:
-            task = bar.add_task("faces", total=None, rate="")
-
-            def progress(done: int, total: int) -> None:
-                elapsed = bar.tasks[0].elapsed or 1e-9
-                bar.update(task, completed=done, total=total, rate=f"{done / elapsed:.1f} fps")
-
-            report = guard.guard_video_file(src, out, progress)
+        fps = probe(src).fps
+        frames = read_video(src)
     except VideoError as e:
         _fail(str(e))
+    with Progress(TextColumn("faces"), BarColumn(), TextColumn("{task.completed}/{task.total} frames"),
+                  TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), transient=True) as bar:
+        task = bar.add_task("faces", total=len(frames), rate="")
+
+        def progress(done: int, total: int) -> None:
+            elapsed = bar.tasks[0].elapsed or 1e-9
+            bar.update(task, completed=done, rate=f"{done / elapsed:.1f} fps")
+
+        guarded, report = guard.guard_video(frames, progress, source=str(src))
+    try:
+        write_video(out, guarded, fps)
+    except (VideoError, OSError) as e:
+        _fail(f"{out}: cannot write ({e})")
     if json_out is not None:
         _write_json(json_out, {"source": str(src), "out": str(out), **report.to_dict()})
     typer.echo(f"{report.frames} frames, faces blurred in {report.frames_with_faces_blurred} "

@@ -24,7 +24,7 @@ class TextPolicy:
     categories: list[str] = field(default_factory=lambda: list(ALL_CATEGORIES))  # refused categories
     blocklist: bool = True
     semantic: bool = True
-    semantic_threshold: float = 0.5  # refuse when P(unsafe) >= this
+    semantic_threshold: float = 0.7  # refuse when P(unsafe) >= this
     semantic_weights: str | None = None  # None: the shipped semantic.safetensors
     lexicon: str | None = None  # None: the shipped lexicon.yaml
     allowlist_add: list[str] = field(default_factory=list)

@@ -14,6 +14,7 @@ It trains on the seeded train split of `prompts.txt` plus adversarial respelling
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
@@ -29,10 +30,11 @@ class SemanticConfig:
     seed: int = 0
     heldout_fraction: float = 0.3
     adversarial_per_prompt: int = 2
-    epochs: int = 400
+    epochs: int = 300
     lr: float = 0.05
-    weight_decay: float = 1e-4
-    temperature: float = 0.05  # embeddings are unit vectors: logits = (W e + b) / temperature
+    l2: float = 1e-3  # penalty on the weights: without it the model memorises the few hundred prompts
+    temperature: float = 0.3  # embeddings are unit vectors: logits = (W e + b) / temperature
+    # picked by 3-fold cross-validation on the train split only (held-out untouched): see `worldsmith guard train`
 
 
 def default_weights_path() -> Path:
@@ -84,6 +86,7 @@ class SemanticClassifier:
         meta = {"labels": json.dumps(self.labels), "temperature": str(self.temperature),
                 **{k: str(v) for k, v in self.meta.items()}}
         save_file({"weight": self.weight, "bias": self.bias}, str(tmp), metadata=meta)
+        os.chmod(tmp, 0o644)
         tmp.replace(path)
 
     @classmethod
@@ -117,7 +120,11 @@ def _training_set(cfg: SemanticConfig) -> tuple[list[str], np.ndarray]:
 
 
 def train_classifier(cfg: SemanticConfig = SemanticConfig(), progress=None) -> SemanticClassifier:
-    """Full-batch AdamW on class-balanced cross-entropy; deterministic for a given seed."""
+    """Full-batch Adam on weighted cross-entropy + L2; deterministic for a given seed.
+
+    Class weights: the safe class and the unsafe classes together weigh the same (half each), and
+    unsafe classes share their half equally. (Balancing all 7 classes equally would give "unsafe"
+    a 6/7 prior and refuse most borderline safe prompts.)"""
     import torch
 
     from worldsmith.text import embed_texts
@@ -128,16 +135,19 @@ def train_classifier(cfg: SemanticConfig = SemanticConfig(), progress=None) -> S
     torch.manual_seed(cfg.seed)
     n_cls = len(dataset.LABELS)
     lin = torch.nn.Linear(x.shape[1], n_cls)
-    counts = torch.bincount(yt, minlength=n_cls).float()
-    class_w = counts.sum() / (n_cls * counts.clamp(min=1))  # balance: 258 safe vs ~25 per rare class
-    opt = torch.optim.AdamW(lin.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    counts = torch.bincount(yt, minlength=n_cls).float().clamp(min=1)
+    class_w = 1.0 / counts
+    class_w[1:] /= n_cls - 1
+    class_w /= class_w.mean()
+    opt = torch.optim.Adam(lin.parameters(), lr=cfg.lr)
     for epoch in range(cfg.epochs):
         opt.zero_grad()
         loss = torch.nn.functional.cross_entropy(lin(x) / cfg.temperature, yt, weight=class_w)
+        loss = loss + cfg.l2 * (lin.weight ** 2).sum()
         loss.backward()
         opt.step()
         if progress:
-            progress(epoch + 1, cfg.epochs, float(loss))
+            progress(epoch + 1, cfg.epochs, loss.item())
     meta = {"config": json.dumps(asdict(cfg)), "prompts_sha256": dataset.prompts_sha256(),
             "train_examples": len(texts), "final_loss": f"{loss.item():.5f}"}
     return SemanticClassifier(lin.weight.detach().numpy(), lin.bias.detach().numpy(), dataset.LABELS,

@@ -1,0 +1,76 @@
+"""`worldsmith guard text|video`: exit codes, messages, batch JSON in input order, errors."""
+
+import json
+
+import numpy as np
+from typer.testing import CliRunner
+
+from worldsmith.cli import app
+from worldsmith.video import read_video, write_video
+
+runner = CliRunner()
+
+
+def test_text_allowed_exits_0():
+    r = runner.invoke(app, ["guard", "text", "a robot arm stacks red cubes"])
+    assert r.exit_code == 0 and r.stdout.startswith("allowed: ok")
+
+
+def test_text_refused_exits_3_with_the_reason():
+    r = runner.invoke(app, ["guard", "text", "step by step b.o.m.b making"])
+    assert r.exit_code == 3
+    assert r.stdout.strip() == 'refused: blocklist:weapons (matched "b.o.m.b")'
+
+
+def test_text_batch_writes_verdicts_in_input_order(tmp_path):
+    prompts = ["a cat on a sofa", "a s_u_i_c_i_d_e video", "", "a car drives through a tunnel"]
+    f = tmp_path / "prompts.txt"
+    f.write_text("\n".join(prompts) + "\n")
+    out = tmp_path / "out.json"
+    r = runner.invoke(app, ["guard", "text", "--file", str(f), "--json", str(out)])
+    assert r.exit_code == 3, r.output  # one was refused
+    rows = json.loads(out.read_text())
+    assert [row["prompt"] for row in rows] == [p for p in prompts if p]
+    assert [row["allowed"] for row in rows] == [True, False, True]
+    assert rows[1]["reason"].startswith("blocklist:self_harm")
+    assert set(rows[0]) == {"prompt", "allowed", "reason"}
+
+
+def test_text_errors_are_one_line():
+    r = runner.invoke(app, ["guard", "text", "--file", "/nonexistent/prompts.txt"])
+    assert r.exit_code == 2 and r.output.strip() == "error: /nonexistent/prompts.txt: file not found"
+    r = runner.invoke(app, ["guard", "text"])
+    assert r.exit_code == 2 and "error:" in r.output
+
+
+def test_video_blurs_faces_and_writes_a_report(tmp_path, carphone):
+    src, out, rep = tmp_path / "in.mp4", tmp_path / "out.mp4", tmp_path / "report.json"
+    write_video(src, carphone[:6], fps=30)
+    r = runner.invoke(app, ["guard", "video", str(src), "--out", str(out), "--json", str(rep)])
+    assert r.exit_code == 0, r.output
+    report = json.loads(rep.read_text())
+    assert report["frames"] == 6 and report["frames_with_faces_blurred"] == 6
+    assert len(report["boxes"]) == 6 and report["allowed"] is True
+    before, after = read_video(src), read_video(out)
+    assert after.shape == before.shape
+    x0, y0, x1, y1 = report["boxes"][0][0]
+    diff = np.abs(after[0].astype(int) - before[0].astype(int)).sum(-1)
+    face = np.zeros(diff.shape, bool)
+    face[y0:y1, x0:x1] = True
+    assert diff[face].mean() > 3 * diff[~face].mean()  # outside the face only codec noise differs
+
+
+def test_video_errors_are_one_line(tmp_path):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video at all")
+    r = runner.invoke(app, ["guard", "video", str(bad), "--out", str(tmp_path / "o.mp4")])
+    assert r.exit_code == 2 and r.output.startswith("error: ") and str(bad) in r.output
+    assert not (tmp_path / "o.mp4").exists()
+    r = runner.invoke(app, ["guard", "video", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "o.mp4")])
+    assert r.exit_code == 2 and "file not found" in r.output
+
+
+def test_every_command_has_help_with_an_example():
+    for cmd in ("text", "video", "train"):
+        r = runner.invoke(app, ["guard", cmd, "--help"])
+        assert r.exit_code == 0 and "Example: worldsmith guard" in r.output
