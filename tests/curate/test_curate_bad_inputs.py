@@ -9,7 +9,7 @@ from curate_helpers import small_config
 
 from worldsmith.curate.inputs import expand_inputs
 from worldsmith.curate.run import curate
-from worldsmith.video import encode_video
+from worldsmith.video import encode_video, read_video
 
 
 def _audio_only() -> bytes:
@@ -28,6 +28,23 @@ def _audio_only() -> bytes:
     return buf.getvalue()
 
 
+def _faststart(tmp_path, src) -> bytes:
+    """Re-encode `src` with its index (moov) at the front, as streaming sites serve MP4."""
+    frames = read_video(src)
+    path = tmp_path / "faststart.mp4"
+    with av.open(str(path), mode="w", format="mp4", options={"movflags": "faststart"}) as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for f in frames:
+            for pkt in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                out.mux(pkt)
+        for pkt in stream.encode():
+            out.mux(pkt)
+    data = path.read_bytes()
+    path.unlink()
+    return data
+
+
 def test_bad_inputs_become_rows_and_the_run_goes_on(tmp_path, small_inputs):
     rng = np.random.default_rng(0)
     good = (small_inputs / "b_shot.mp4").read_bytes()
@@ -39,6 +56,8 @@ def test_bad_inputs_become_rows_and_the_run_goes_on(tmp_path, small_inputs):
     (bad / "audio.mp4").write_bytes(_audio_only())
     (bad / "single.mp4").write_bytes(encode_video(rng.integers(0, 256, (1, 64, 64, 3), dtype=np.uint8), 25))
     (bad / "absurd.mp4").write_bytes(encode_video(rng.integers(0, 256, (10, 16, 1024, 3), dtype=np.uint8), 25))
+    faststart = _faststart(tmp_path, small_inputs / "a_shots.mp4")
+    (bad / "cut_faststart.mp4").write_bytes(faststart[: len(faststart) * 6 // 10])
     items, _ = expand_inputs([str(bad), str(small_inputs / "c_shot.mp4")])
     summary = curate(items, tmp_path / "out", small_config())
     rows = pq.read_table(tmp_path / "out" / "catalog.parquet").to_pylist()
@@ -49,12 +68,17 @@ def test_bad_inputs_become_rows_and_the_run_goes_on(tmp_path, small_inputs):
                         "absurd.mp4": "absurd dimensions"}.items():
         (row,) = by_input[name]
         assert row["reason"] == "bad_input" and words in row["detail"] and name in row["detail"], row
-    # the truncated file: unreadable, or readable up to the damage; either way a row says what happened
-    assert any(r["reason"] in ("bad_input", "too_short") or r["status"] == "accepted" for r in by_input["truncated.mp4"])
+    # cut off before its index (moov at the end): unreadable
+    (row,) = by_input["truncated.mp4"]
+    assert row["reason"] == "bad_input" and "not a readable" in row["detail"]
+    # cut off after a front index (faststart): the decodable part is curated, and a row says it was truncated
+    cut = [r for r in by_input["cut_faststart.mp4"]]
+    assert any(r["stage"] == "input" and "truncated" in r["detail"] for r in cut), cut
+    assert any(r["stage"] != "input" for r in cut)
     (single,) = by_input["single.mp4"]
     assert single["reason"] == "too_short" and single["frames"] == 1
     assert any(r["status"] == "accepted" for r in by_input["c_shot.mp4"])
-    assert summary["bad_inputs"] >= 4 and summary["inputs"] == 7
+    assert summary["bad_inputs"] == 6 and summary["inputs"] == 8
 
 
 def test_episode_dataset_input_carries_task_and_source(tmp_path):

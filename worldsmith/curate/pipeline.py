@@ -118,6 +118,12 @@ def process_input(item: InputItem, cfg: CurateConfig) -> InputResult:
         # Truncated or corrupt data mid-stream: keep the clips before the damage, and say so in an input row.
         res.info["error"] = str(e)
         res.records.append(_input_row(item, info, str(e)))
+    expected = int(round(float(info.get("duration") or 0) * info["fps"]))
+    if "error" not in res.info and not item.is_episode and 0 < n < 0.95 * expected - 1:
+        # The container promised more than the stream held (a cut-off download): keep what decoded, say so.
+        message = f"{item.label}: truncated (decoded {n} of {expected} frames)"
+        res.info["error"] = message
+        res.records.append(_input_row(item, info, message))
     for span in splitter.finish():
         _emit(res, span, buf, cfg)
     res.cuts = list(splitter.cuts)
