@@ -178,8 +178,8 @@ def iter_frames(
 ) -> Iterator[np.ndarray]:
     """Yield RGB uint8 frames [start, end) in the output frame grid.
 
-    `scale` = (height, width) stretches each displayed frame to that size inside libswscale while it
-    converts to RGB, which costs less than converting at full size and resizing afterwards.
+    `scale` = (height, width) stretches each displayed frame to that size while converting to RGB
+    (shrinking the YUV planes first), which costs less than converting at full size, then resizing.
 
     The output grid is the stream's own rate, or `fps` when given: output frame i stands at time
     i / rate and shows the latest source frame whose timestamp is <= that time (so variable frame
@@ -228,7 +228,9 @@ def iter_frames(
                     prev = _rotate(frame.to_ndarray(format="rgb24"), rot)
                 else:
                     sh, sw = (scale[1], scale[0]) if rot in (90, 270) else scale
-                    if frame.format.name == "yuv420p" and sh % 2 == 0 and sw % 2 == 0:
+                    # the packed I420 layout holds each chroma plane in H/4 full-width rows: needs H % 4 == 0
+                    if (frame.format.name == "yuv420p" and sh % 4 == 0 and sw % 2 == 0
+                            and frame.height % 4 == 0 and frame.width % 2 == 0):
                         prev = _rotate(_yuv420_scaled_rgb(frame.to_ndarray(), sh, sw), rot)
                     else:  # one reformatter per stream: frame.reformat would rebuild the swscale context each time
                         small = reformatter.reformat(frame, width=sw, height=sh, format="rgb24", interpolation="BILINEAR")
