@@ -59,3 +59,16 @@ def test_memory_is_bounded_by_the_window_not_the_video(tmp_path):
     spans = [(r["start"], r["end"]) for r in res.records]
     assert spans[:2] == [(0, 40), (40, 80)] and spans[-1][1] == 300
     assert all(r["shot"] == 0 and r["shot_end"] == 300 for r in res.records)
+
+
+def test_scaled_decode_matches_resize_for_any_even_size():
+    """The curation decode path (iter_frames scale=) for sizes where I420 packing does and does not fit."""
+    from worldsmith.video import encode_video, iter_frames, resize_frame
+
+    frames = read_video(sample("bikes"), end=4, size=(108, 256))
+    data = encode_video(frames, 25.0)
+    for hw in [(54, 128), (90, 212), (108, 256), (64, 64)]:
+        fast = np.stack(list(iter_frames(data, scale=hw)))
+        ref = np.stack([resize_frame(f, hw, "stretch") for f in iter_frames(data)])
+        assert fast.shape == ref.shape == (4, *hw, 3)
+        assert np.abs(fast.astype(int) - ref).mean() < 6, hw
