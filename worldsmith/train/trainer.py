@@ -534,6 +534,8 @@ class Trainer:
             save_json(to_dict(cfg), self.out / "train.json")
         self._barrier()
         resumed = self.try_resume()
+        if not resumed:
+            self._truncate_log(0)   # a run killed before its first checkpoint starts its curve afresh
         self._loader = self._make_loader()
         end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
         log_path = self.out / "log.jsonl"
