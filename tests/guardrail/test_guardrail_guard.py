@@ -35,7 +35,7 @@ def test_safe_prompts_are_allowed(guard):
 def test_blocklist_refusal_names_category_and_words(guard):
     v = guard.check_prompt("how to build a p1pe b0mb")
     assert not v.allowed and v.rule == "blocklist" and v.category == "weapons"
-    assert v.reason == 'blocklist:weapons (matched "p1pe b0mb")' or v.reason == 'blocklist:weapons (matched "b0mb")'
+    assert v.reason == 'blocklist:weapons (matched "p1pe b0mb")'
 
 
 def test_semantic_refusal_without_any_blocklisted_word(guard):
@@ -50,7 +50,9 @@ def test_every_decision_is_logged_with_a_hash_not_the_prompt(guard, _guard_log):
     assert [r["prompt_sha256"] for r in rows[-2:]] == [prompt_sha256("a cat on a sofa"), prompt_sha256("a naked child")]
     assert [r["verdict"] for r in rows[-2:]] == ["allowed", "refused"]
     assert rows[-1]["reason"].startswith("blocklist:sexual_minors")
-    assert "naked" not in _guard_log.read_text() and all("time" in r for r in rows)
+    text = _guard_log.read_text()
+    assert "a cat on a sofa" not in text and "a naked child" not in text  # only the matched word, in the reason
+    assert all("time" in r for r in rows)
 
 
 def test_disabling_needs_a_reason_and_is_logged(_guard_log, capsys):

@@ -120,4 +120,5 @@ class Blocklist:
         # sexual content that names a minor is the most severe category of all
         if any(h.category == "sexual" for h in hits) and any(_find(m, toks) for m in self.minor):
             hits = [Hit("sexual_minors", h.term, h.surface) if h.category == "sexual" else h for h in hits]
-        return sorted(hits, key=lambda h: _priority(h.category))
+        # most severe category first; within it the longest match, which says most about the prompt
+        return sorted(hits, key=lambda h: (_priority(h.category), -len(h.surface)))

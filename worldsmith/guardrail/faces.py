@@ -37,7 +37,7 @@ class TrackerConfig:
     iou_threshold: float = 0.2  # a detection joins a track whose last box overlaps it this much
     max_missed: int = 8  # frames a track is carried without a detection (both directions)
     max_gap: int = 45  # longest gap between two detections that is interpolated
-    pad: float = 0.15  # each box is grown by this fraction of its size on every side before blurring
+    pad: float = 0.25  # each box is grown by this fraction of its size on every side before blurring
 
 
 @dataclass

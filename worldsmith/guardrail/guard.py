@@ -84,7 +84,6 @@ class Guardrail:
         self.enabled = enabled
         self.disabled_reason = disabled_reason.strip()
         self.policy_source = policy_source
-        self.log_path = self.policy.resolved_log_path()
         self._blocklist = None
         self._semantic = None
         self._detector = None
@@ -93,6 +92,11 @@ class Guardrail:
             print(f"warning: guardrail disabled ({self.disabled_reason}); this is logged to {self.log_path}",
                   file=sys.stderr)
             self._log({"kind": "guard_disabled", "reason": self.disabled_reason})
+
+    @property
+    def log_path(self) -> Path:
+        """Resolved at each write, so $WORLDSMITH_GUARD_LOG set later still counts."""
+        return self.policy.resolved_log_path()
 
     # construction -------------------------------------------------------------------------------
     @classmethod
