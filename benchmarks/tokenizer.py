@@ -229,8 +229,14 @@ def dv_vs_x264(dv: VideoTokenizer, clips: list[torch.Tensor], fps: float) -> dic
 # streaming memory in a subprocess
 
 _STREAM_CHILD = r"""
-import resource, sys, torch
+import sys, torch
 torch.set_num_threads(1)
+def hwm_mb():
+    # VmHWM (peak RSS of this address space) resets at exec; getrusage's ru_maxrss does not, so it would
+    # report the parent benchmark's peak instead of this child's.
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
 from worldsmith.tokenizer.model import build_tokenizer
 n = int(sys.argv[1])
 torch.manual_seed(0)
@@ -241,13 +247,13 @@ def frames():
         yy = torch.linspace(-1, 1, 64).view(1, 1, 1, -1, 1)
         xx = torch.linspace(-1, 1, 64).view(1, 1, 1, 1, -1)
         yield torch.sin(3 * xx + 2 * yy + 0.1 * t + torch.arange(3).view(1, 3, 1, 1, 1)).expand(1, 3, -1, 64, 64)
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = hwm_mb()
 z = m.encode_long(frames(), chunk_latents=4)
 count = 0
 for chunk in m.decode_long(z, chunk_latents=4, num_frames=n):
     count += chunk.shape[2]
 assert count == n, (count, n)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, base / 1024.0, tuple(z.shape))
+print(hwm_mb(), base, tuple(z.shape))
 """
 
 
