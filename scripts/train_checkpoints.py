@@ -1,0 +1,189 @@
+"""Train the shipped `tiny` checkpoints in one go: CV and DV tokenizers, then the diffusion and AR world models.
+
+This is the chain behind `checkpoints/*/README.md`. Each stage gets a wall-clock budget: a short probe run
+measures steps/s on this machine, and the real run gets as many steps as fit the budget (so the same command
+works on a 2-core CPU, with tiny budgets, and on a GPU). Results are exported into `checkpoints/`.
+
+The world models condition on text. A machine without the all-MiniLM-L6-v2 package (a bare GPU box) can use
+a text-embedding cache made beforehand on a machine that has it:
+
+    python scripts/train_checkpoints.py --make-text-cache runs/gpu/text_cache.safetensors --data-root runs/gpu
+    python scripts/train_checkpoints.py --data-root runs/gpu --text-cache runs/gpu/text_cache.safetensors \
+        --budget cv=150 --budget dv=90 --budget dit=140 --budget ar=100
+
+Data: `--data-root` holds LeRobot datasets made by `worldsmith data generate` (robot, camera, physics, driving,
+atari, videos; see the checkpoint READMEs for the exact commands). The tokenizers train on all of them; the
+world models on `robot`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TOKENIZER_SOURCES = ["robot", "camera", "physics", "driving", "atari", "videos"]
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# ---- text-embedding cache: sentence vectors (AR) and token embeddings (DiT) per task string ----
+
+def dataset_tasks(roots: list[Path]) -> list[str]:
+    from worldsmith.data.reader import LeRobotDataset
+
+    tasks: list[str] = []
+    for r in roots:
+        tasks += LeRobotDataset(r).tasks
+    return sorted(set(t for t in tasks if t))
+
+
+def make_text_cache(path: Path, tasks: list[str]) -> None:
+    from safetensors.torch import save_file
+
+    from worldsmith.text import embed_texts
+    from worldsmith.wfm.conditioning import _token_cache, text_tokens
+
+    sent = torch.from_numpy(embed_texts(tasks))
+    text_tokens(tasks)
+    tensors = {f"sent.{i}": sent[i].contiguous() for i in range(len(tasks))}
+    tensors.update({f"tok.{i}": torch.from_numpy(_token_cache[t]).contiguous() for i, t in enumerate(tasks)})
+    save_file(tensors, str(path), metadata={"tasks": json.dumps(tasks)})
+    log(f"text cache: {len(tasks)} task strings -> {path}")
+
+
+def load_text_cache(path: Path) -> None:
+    from safetensors import safe_open
+
+    import worldsmith.text as text
+    from worldsmith.wfm import conditioning
+
+    with safe_open(str(path), "pt") as f:
+        tasks = json.loads(f.metadata()["tasks"])
+        for i, t in enumerate(tasks):
+            text._cache[t] = f.get_tensor(f"sent.{i}").numpy()
+            conditioning._token_cache[t] = f.get_tensor(f"tok.{i}").numpy()
+    log(f"text cache: {len(tasks)} task strings loaded from {path}")
+
+
+# ---- budgeted training ----
+
+def steps_per_s(run_dir: Path) -> float:
+    rows = [json.loads(l) for l in (run_dir / "log.jsonl").read_text().splitlines() if l.strip()]
+    rates = [r["steps_per_s"] for r in rows if r.get("steps_per_s")]
+    return float(sum(rates[-2:]) / len(rates[-2:]))
+
+
+def budget_steps(name: str, probe, budget_s: float, scratch: Path, lo: int, hi: int) -> int:
+    d = scratch / f"probe-{name}"
+    shutil.rmtree(d, ignore_errors=True)
+    t = time.time()
+    probe(d)
+    rate = steps_per_s(d)
+    steps = int(max(lo, min(hi, rate * budget_s)))
+    log(f"{name}: probe {time.time() - t:.1f}s, {rate:.2f} steps/s -> {steps} steps for {budget_s:.0f}s")
+    return steps
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-root", type=Path, required=True)
+    ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "chain")
+    ap.add_argument("--text-cache", type=Path)
+    ap.add_argument("--make-text-cache", type=Path)
+    ap.add_argument("--budget", action="append", default=[], help="stage=seconds for cv, dv, dit, ar (0 skips)")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--dit-preset", default="nano")
+    ap.add_argument("--ar-preset", default="tiny")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--ckpt-dir", type=Path, default=Path("checkpoints"), help="where to export (relative to the repo)")
+    args = ap.parse_args()
+
+    roots = [args.data_root / s for s in TOKENIZER_SOURCES if (args.data_root / s).exists()]
+    robot = args.data_root / "robot"
+    if args.make_text_cache:
+        make_text_cache(args.make_text_cache, dataset_tasks([robot]))
+        return
+    if args.text_cache:
+        load_text_cache(args.text_cache)
+
+    budget = {"cv": 150.0, "dv": 90.0, "dit": 140.0, "ar": 100.0}
+    for b in args.budget:
+        k, v = b.split("=")
+        budget[k] = float(v)
+    precision = "bf16" if torch.cuda.is_available() else "fp32"
+    log(f"device: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu'}, precision {precision}")
+    args.runs.mkdir(parents=True, exist_ok=True)
+    ckpt = args.ckpt_dir  # relative paths are stored in the world models' configs
+
+    from worldsmith.tokenizer.run import export_checkpoint, run_config as tok_config, train_tokenizer
+
+    def tok_stage(kind: str, init: Path | None) -> None:
+        common = [f"train.batch_size={args.batch}", f"train.device={args.device}", f"train.precision={precision}",
+                  "data.split=all", "train.lr=0.001", "train.log_every=10",
+                  f"train.num_workers={6 if torch.cuda.is_available() else 0}"]  # decoding clips feeds the GPU
+
+        def train(out: Path, steps: int, extra=()):
+            cfg = tok_config(f"{kind}-4x8x8", [str(r) for r in roots], common + [f"train.steps={steps}", *extra])
+            return train_tokenizer(cfg, out, show_progress=False, init_from=init)
+
+        steps = budget_steps(kind, lambda d: train(d, 30), budget[kind], args.runs, 50, 100000)
+        out = args.runs / f"{kind}-4x8x8-tiny"
+        shutil.rmtree(out, ignore_errors=True)
+        m = train(out, steps, [f"train.ckpt_every={max(100, steps // 4)}", "train.warmup_steps=200"])
+        export_checkpoint(out, ckpt / f"{kind}-4x8x8-tiny", "float16")
+        log(f"{kind}: {steps} steps, last metrics {json.dumps({k: round(v, 4) for k, v in m.items()})}")
+
+    if budget["cv"] > 0:
+        tok_stage("cv", None)
+    if budget["dv"] > 0:
+        tok_stage("dv", args.runs / "cv-4x8x8-tiny")
+
+    if budget["dit"] > 0:
+        from worldsmith.train.diffusion import run_config as dit_config, train_diffusion
+        from worldsmith.train.trainer import export_run
+
+        def dit(out: Path, steps: int):
+            cfg = dit_config(args.dit_preset, [str(robot)], str(ckpt / "cv-4x8x8-tiny"),
+                             [f"train.batch_size={args.batch}", f"train.device={args.device}",
+                              f"train.precision={precision}", "train.log_every=10",
+                              f"train.ckpt_every={max(100, steps // 4)}"], steps=steps)
+            return train_diffusion(cfg, out, show_progress=False)
+
+        steps = budget_steps("dit", lambda d: dit(d, 30), budget["dit"], args.runs, 50, 100000)
+        out = args.runs / "diffusion-robot-tiny"
+        shutil.rmtree(out, ignore_errors=True)
+        m = dit(out, steps)
+        export_run(out, ckpt / "diffusion-robot-tiny", half=True)
+        log(f"dit: {steps} steps, last metrics {json.dumps({k: round(v, 4) for k, v in m.items()})}")
+
+    if budget["ar"] > 0:
+        from worldsmith.train.trainer import export_run
+        from worldsmith.wfm.ar_train import train_ar_command
+
+        def ar(out: Path, steps: int):
+            return train_ar_command(args.ar_preset, [str(robot)], str(ckpt / "dv-4x8x8-tiny"), str(out), steps, args.batch,
+                                    1e-3, precision, args.device, 0, ["train.log_every=10"], None)
+
+        steps = budget_steps("ar", lambda d: ar(d, 30), budget["ar"], args.runs, 50, 100000)
+        out = args.runs / "ar-robot-tiny"
+        shutil.rmtree(out, ignore_errors=True)
+        m = ar(out, steps)
+        export_run(out, ckpt / "ar-robot-tiny", half=True)
+        log(f"ar: {steps} steps, last metrics {json.dumps({k: round(v, 4) for k, v in m.items()})}")
+
+
+if __name__ == "__main__":
+    main()
+    # A bare GPU box has no language model: this says whether the text cache covered every caption.
+    log(f"language model loaded: {'sentence_transformers' in sys.modules}")
