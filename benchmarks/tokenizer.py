@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/tokenizer.py --quick      # ends within about a minute on an idle 2-core CPU
     .venv/bin/python benchmarks/tokenizer.py              # longer equal-budget training, 10-minute streaming test
+    .venv/bin/python benchmarks/tokenizer.py --steps 60   # what wrote the committed results (shared CPU, ~5 min)
 
 In one process, on the same data:
 1. speed: encode+decode frames/s of our cv-4x8x8 tiny against AutoencoderKLCosmos configured to the same
