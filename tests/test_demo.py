@@ -41,7 +41,8 @@ def _register(monkeypatch) -> None:
 def test_demo_reports_a_failing_source_and_goes_on(tmp_path, monkeypatch):
     _register(monkeypatch)
     logs = []
-    ctx = run_demo(DemoConfig(out=str(tmp_path / "demo"), episodes=2, frames=9, size=32), log=logs.append)
+    ctx = run_demo(DemoConfig(out=str(tmp_path / "demo"), episodes=2, frames=9, size=32, models=()),
+                   log=logs.append)
     by_name = {r.name: r for r in ctx.results}
     assert by_name["good"].ok and not by_name["bad"].ok
     assert "no simulator here" in by_name["bad"].detail
@@ -58,7 +59,18 @@ def test_demo_reports_a_failing_source_and_goes_on(tmp_path, monkeypatch):
 def test_demo_command_exits_non_zero_when_a_source_failed(tmp_path, monkeypatch):
     _register(monkeypatch)
     result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "d"), "--episodes", "1", "--frames", "5",
-                                      "--size", "16"])
+                                      "--size", "16", "--sources-only"])
     assert result.exit_code == 1
     assert "error: 1 failed: sources/bad" in result.stderr
     assert (tmp_path / "d/report.html").is_file()
+
+
+def test_demo_reports_a_missing_world_model_checkpoint_by_name(tmp_path):
+    from worldsmith.demo import DemoContext, step_world_models
+
+    cfg = DemoConfig(out=str(tmp_path), heldout_episodes=1, models=("no-such-model",))
+    ctx = DemoContext(cfg, tmp_path)
+    step_world_models(ctx)
+    by_name = {r.name: r for r in ctx.results}
+    assert by_name["held-out robot data"].ok
+    assert not by_name["no-such-model"].ok and "no-such-model: no checkpoint" in by_name["no-such-model"].detail

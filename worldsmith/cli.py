@@ -41,14 +41,21 @@ def demo(
     frames: int = typer.Option(17, "--frames", help="Frames per episode."),
     size: int = typer.Option(64, "--size", help="Frame side in pixels."),
     seed: int = typer.Option(0, "--seed", help="Seed for every source."),
+    no_guard: bool = typer.Option(False, "--no-guard", help="Turn the guardrail off (logged)."),
+    world_models: bool = typer.Option(True, "--world-models/--sources-only",
+                                      help="Also predict held-out robot futures with the shipped world models."),
 ) -> None:
-    """Run the platform end to end at tiny scale: every source -> dataset -> contact sheets -> report.html.
+    """Run the platform end to end at tiny scale: every source -> dataset -> contact sheets; then held-out robot
+    futures predicted by the shipped diffusion and AR world models (guarded), evaluated against copy-last-frame
+    -> report.html.
 
     Example: worldsmith demo --out demo_out
     """
     from worldsmith.demo import DemoConfig, run_demo
 
-    ctx = run_demo(DemoConfig(out=out, episodes=episodes, frames=frames, size=size, seed=seed))
+    models = ("diffusion-robot-tiny", "ar-robot-tiny") if world_models else ()
+    ctx = run_demo(DemoConfig(out=out, episodes=episodes, frames=frames, size=size, seed=seed, no_guard=no_guard,
+                              models=models))
     failed = [f"{r.step}/{r.name}" for r in ctx.results if not r.ok]
     typer.echo(f"report: {ctx.out / 'report.html'}")
     if failed:

@@ -1,9 +1,13 @@
 """The demo `make demo` runs: the platform end to end at the `tiny` scale, as a list of steps.
 
-Today's steps:
-  1. sources  generate a small LeRobot v3.0 dataset from every source (a failure is recorded, the
-              rest go on) and draw one contact sheet per source plus `sources.png`, all of them
-Later steps (tokenizer, world models, evaluation) append themselves to `STEPS`. Every step gets
+Steps:
+  1. sources       generate a small LeRobot v3.0 dataset from every source (a failure is recorded, the
+                   rest go on) and draw one contact sheet per source plus `sources.png`
+  2. world models  generate robot episodes with a seed no checkpoint was trained on, predict their futures
+                   with the shipped diffusion and AR checkpoints behind the guardrail (prompt pre-guard,
+                   video post-guard with face blur), and evaluate PSNR/SSIM by horizon against
+                   copy-last-frame and the tokenizer's own reconstruction (the ceiling)
+ Every step gets
 the shared `DemoContext` (config, output folder, what earlier steps produced) and returns
 `StepResult`s; `report.html` lists them all. The demo exits non-zero when any result failed.
 """
@@ -26,6 +30,10 @@ class DemoConfig:
     size: int = 64
     seed: int = 0
     sources: list[str] | None = None  # None: every source in worldsmith.sources.SOURCES
+    heldout_episodes: int = 12  # robot episodes for the world-model step (seed below: never trained on)
+    heldout_seed: int = 20261125
+    models: tuple[str, ...] = ("diffusion-robot-tiny", "ar-robot-tiny")  # folders under checkpoints/
+    no_guard: bool = False  # turning the guardrail off is explicit and logged
 
 
 @dataclass
@@ -93,9 +101,72 @@ def step_sources(ctx: DemoContext) -> None:
                                       ["sources.png"]))
 
 
-# The lead extends this list with the world-model chain (tokenize, train, roll out, evaluate).
+CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
+
+
+def _strip(side_by_side_mp4: Path, context: int, n: int = 8):
+    """Ground truth | prediction rows from a side-by-side predict mp4 (left half truth, right half prediction)."""
+    from worldsmith.data.sheet import pick_frames
+    from worldsmith.video import read_video
+
+    video = read_video(side_by_side_mp4)
+    w = video.shape[2] // 2
+    picks = [context + i for i in pick_frames(len(video) - context, n)]
+    return [("ground truth", [(video[i, :, :w], f"t={i}") for i in picks]),
+            ("prediction", [(video[i, :, w:], f"t={i}") for i in picks])]
+
+
+def step_world_models(ctx: DemoContext) -> None:
+    """Predict held-out robot futures with each shipped world model, guarded, and evaluate them."""
+    from worldsmith.data.cli import generate_dataset
+    from worldsmith.data.sheet import grid
+    from worldsmith.guardrail import Guardrail
+    from worldsmith.predict import run_diffusion_demo
+
+    cfg = ctx.config
+    if not cfg.models:
+        return
+    t0 = time.perf_counter()
+    root = generate_dataset("robot", ctx.out / "data" / "robot-heldout", cfg.heldout_episodes, 33, cfg.size,
+                            cfg.heldout_seed, overwrite=True)
+    ctx.results.append(StepResult("world models", "held-out robot data", True, time.perf_counter() - t0,
+                                  f"{cfg.heldout_episodes} episodes x 33 frames, seed {cfg.heldout_seed}"))
+    guard = Guardrail.for_command(None, cfg.no_guard, "demo")
+    for name in cfg.models:
+        model = CHECKPOINTS / name
+        t0 = time.perf_counter()
+        if not (model / "config.json").exists():
+            ctx.results.append(StepResult("world models", name, False, 0.0,
+                                          f"{model}: no checkpoint (see checkpoints/README.md to train one)"))
+            continue
+        try:
+            out = ctx.out / "world_models" / name
+            res = run_diffusion_demo(root, out, model=str(model), episodes=2, frames=16, max_clips=12,
+                                     show_progress=False, guard=guard)
+            ev = res["eval"]
+            mean = ev["mean_psnr"]
+            sheet = out / "truth_vs_prediction.png"
+            first = res["videos"][0]
+            grid(_strip(Path(first["path"]), ev["context_frames"]),
+                 f"{name}: held-out episode {first['episode']}, ground truth above, prediction below",
+                 tile=96, label_width=110).save(sheet)
+            detail = (f"{ev['clips']} held-out clips, horizons 1-{len(ev['horizons'])}: mean PSNR model "
+                      f"{mean['model']:.2f} dB, copy-last-frame {mean['copy_last']:.2f} dB, tokenizer ceiling "
+                      f"{mean['tokenizer']:.2f} dB (gain over copy {ev['psnr_gain_over_copy_db']:+.2f} dB)")
+            files = [str(Path(f).relative_to(ctx.out)) for f in (sheet, res["plot"], *(v["path"] for v in res["videos"]))]
+            ctx.results.append(StepResult("world models", name, True, time.perf_counter() - t0, detail, files))
+            ctx.log(f"  ok      {name:<20} {detail}")
+        except Exception as e:  # noqa: BLE001 - one model failing does not hide the other
+            message = f"{type(e).__name__}: {e}".splitlines()[0]
+            ctx.results.append(StepResult("world models", name, False, time.perf_counter() - t0, message))
+            ctx.log(f"  FAILED  {name:<20} {message}")
+            (ctx.out / "logs").mkdir(parents=True, exist_ok=True)
+            (ctx.out / "logs" / f"world-model-{name}.txt").write_text(traceback.format_exc())
+
+
 STEPS: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("sources", step_sources),
+    ("world models", step_world_models),
 ]
 
 
@@ -105,6 +176,8 @@ def write_report(ctx: DemoContext) -> Path:
         status = "ok" if r.ok else "FAILED"
         images = "".join(f'<br><img src="{html.escape(f)}" style="max-width:100%">' for f in r.files
                          if f.endswith((".png", ".gif")))
+        images += "".join(f'<br><video src="{html.escape(f)}" controls loop width="384"></video>'
+                          f' <a href="{html.escape(f)}">{html.escape(f)}</a>' for f in r.files if f.endswith(".mp4"))
         rows.append(f"<tr class='{status}'><td>{html.escape(r.step)}</td><td>{html.escape(r.name)}</td>"
                     f"<td>{status}</td><td>{r.seconds:.1f}</td><td>{html.escape(r.detail)}{images}</td></tr>")
     failed = sum(not r.ok for r in ctx.results)

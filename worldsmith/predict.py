@@ -185,7 +185,7 @@ def _kind(run_dir) -> str | None:
 
 def run_diffusion_demo(data_dir, out_dir, model="checkpoints/diffusion-robot-tiny", episodes: int = 3,
                        frames: int = 16, max_clips: int = 16, steps: int = 12, seed: int = 0,
-                       show_progress: bool = True) -> dict:
+                       show_progress: bool = True, guard=None) -> dict:
     """The world-model part of the demo: predict held-out episodes of `data_dir` (ground truth | prediction mp4s),
     evaluate PSNR/SSIM by horizon against copy-last-frame and the tokenizer ceiling, plot it. Returns paths and
     figures for the report:
@@ -203,7 +203,7 @@ def run_diffusion_demo(data_dir, out_dir, model="checkpoints/diffusion-robot-tin
     videos = []
     for k in held[:episodes]:
         path = out / f"predict_episode{k:03d}.mp4"
-        info = predict_episode(p, data_dir, k, frames, path, seed=seed)
+        info = predict_episode(p, data_dir, k, frames, path, seed=seed, guard=guard)
         videos.append({"episode": k, "path": str(path), "psnr": info["psnr"]})
     res = evaluate_rollout(p, [str(data_dir)], horizon=frames, max_clips=max_clips, seed=seed,
                            show_progress=show_progress)
