@@ -7,8 +7,15 @@
     z = tok.encode_long(long_video); frames = torch.cat(list(tok.decode_long(z, num_frames=T)), 2)
 """
 
-from worldsmith.tokenizer.model import PRESETS, TokenizerConfig, VideoTokenizer, build_tokenizer, preset_config
-from worldsmith.tokenizer.run import TokenizerError, load_tokenizer
+import importlib
 
-__all__ = ["PRESETS", "TokenizerConfig", "VideoTokenizer", "build_tokenizer", "preset_config", "TokenizerError",
-           "load_tokenizer"]
+# Imported lazily so that `worldsmith --help` (which imports the tokenizer's CLI module) does not load torch.
+_HOME = {"PRESETS": "model", "TokenizerConfig": "model", "VideoTokenizer": "model", "build_tokenizer": "model",
+         "preset_config": "model", "TokenizerError": "run", "load_tokenizer": "run"}
+__all__ = list(_HOME)
+
+
+def __getattr__(name: str):
+    if name in _HOME:
+        return getattr(importlib.import_module(f"worldsmith.tokenizer.{_HOME[name]}"), name)
+    raise AttributeError(f"module 'worldsmith.tokenizer' has no attribute {name!r}")
