@@ -18,12 +18,7 @@ from worldsmith.data.writer import DatasetWriter
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _moving_square(k: int, frames: int = 21, size: int = 32) -> np.ndarray:

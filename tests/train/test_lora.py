@@ -5,13 +5,7 @@ from torch import nn
 from worldsmith.train.lora import LoRALinear, apply_lora, lora_state_dict, merge_lora, unmerge_lora
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: one thread avoids OpenMP spin-waits on a shared 2-core machine (20x faster under load).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _net():

@@ -4,13 +4,7 @@ import torch
 from worldsmith.wfm.dit import DiT, DiTConfig, apply_rope, dit_config, rope_angles
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: one thread avoids OpenMP spin-waits on a shared 2-core machine (20x faster under load).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_rope_scores_depend_only_on_relative_position():

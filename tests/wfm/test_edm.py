@@ -8,13 +8,7 @@ from worldsmith.wfm.edm import (EDMConfig, edm_loss, generate, karras_sigmas, lo
                                 sample_euler, sample_heun)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: one thread avoids OpenMP spin-waits on a shared 2-core machine (20x faster under load).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_preconditioning_identities():
