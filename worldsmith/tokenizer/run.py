@@ -186,29 +186,11 @@ def load_tokenizer(run_dir: str | os.PathLike, preset: str | None = None, ema: b
 def export_checkpoint(run_dir: str | os.PathLike, out_dir: str | os.PathLike, dtype: str = "float16") -> Path:
     """Copy a run's inference files to a small checkpoint folder: config.json, train.json, log.jsonl, loss.png and
     the EMA weights as `ema.safetensors` (float16 by default: half the bytes; load_tokenizer casts back to float32).
-    Written to a temp folder and renamed."""
-    import shutil
+    The run is validated as a tokenizer first; the shared trainer's export writes the folder atomically."""
+    from worldsmith.train.trainer import CheckpointError, export_run
 
-    from safetensors.torch import load_file, save_file
-
-    run, out = Path(run_dir), Path(out_dir)
-    model = load_tokenizer(run)  # validates the run first
-    src = run / "ema.safetensors" if (run / "ema.safetensors").exists() else run / "model.safetensors"
-    state = load_file(str(src))
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name in ("config.json", "train.json", "log.jsonl", "loss.png"):
-        if (run / name).exists():
-            shutil.copy2(run / name, tmp / name)
-    want = getattr(torch, dtype)
-    save_file({k: (v.to(want) if v.is_floating_point() else v).contiguous() for k, v in state.items()},
-              str(tmp / "ema.safetensors"), metadata={"source": str(src), "preset": model.config.preset})
-    os.chmod(tmp / "ema.safetensors", 0o644)  # safetensors writes 0600; a shipped checkpoint is world-readable
-    if out.exists():
-        readme = out / "README.md"
-        if readme.exists():
-            shutil.copy2(readme, tmp / "README.md")  # keep the hand-written README
-        shutil.rmtree(out)
-    os.replace(tmp, out)
-    return out
+    model = load_tokenizer(run_dir)  # validates the run first
+    try:
+        return export_run(run_dir, out_dir, dtype=dtype, metadata={"preset": model.config.preset})
+    except CheckpointError as e:
+        raise TokenizerError(str(e)) from e

@@ -602,9 +602,11 @@ def load_train_config(run_dir: str | os.PathLike) -> TrainConfig:
     return from_dict(TrainConfig, data)
 
 
-def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, half: bool = True) -> Path:
-    """Copy a run's inference files (config.json, train.json, log.jsonl, loss.png, EMA weights, float16 when `half`)
-    to a small shippable folder; written beside `out_dir` and renamed into place."""
+def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, half: bool = True, dtype: str | None = None,
+               metadata: dict | None = None) -> Path:
+    """Copy a run's inference files (config.json, train.json, log.jsonl, loss.png, EMA weights as `dtype`, default
+    float16 when `half` else float32) to a small shippable folder; written beside `out_dir` and renamed into place.
+    Files already in `out_dir` that the export does not write (a hand-written README) are kept."""
     import shutil
 
     run, out = Path(run_dir), Path(out_dir)
@@ -618,10 +620,10 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, half: boo
     for name in ("config.json", "train.json", "log.jsonl", "loss.png"):
         if (run / name).exists():
             shutil.copy2(run / name, tmp / name)
-    weights = load_file(str(src))
-    if half:
-        weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
-    save_file(weights, str(tmp / "ema.safetensors"), metadata={"step": str(step)})
+    want = getattr(torch, dtype or ("float16" if half else "float32"))
+    weights = {k: (v.to(want) if v.is_floating_point() else v).contiguous() for k, v in load_file(str(src)).items()}
+    save_file(weights, str(tmp / "ema.safetensors"), metadata={"step": str(step), **(metadata or {})})
+    os.chmod(tmp / "ema.safetensors", 0o644)  # safetensors writes 0600; a shipped checkpoint is world-readable
     keep = [p for p in out.iterdir() if p.name not in {x.name for x in tmp.iterdir()}] if out.exists() else []
     for p in keep:   # e.g. a README written by hand
         shutil.copy2(p, tmp / p.name)
