@@ -104,12 +104,67 @@ class _VideoFolderSource:
             raise DatasetError(e.source, e.problem) from e
 
 
+class _ShardSource:
+    """Curated WebDataset shards (`worldsmith curate run` output): every `<key>.mp4` is one action-less episode
+    whose task is its caption (`<key>.json`). Read with tarfile so that data/ does not depend on curate/."""
+
+    def __init__(self, root: Path, tars: list[Path]):
+        import json
+        import tarfile
+
+        self.root = root
+        self.name = root.resolve().name
+        self.columns: list[str] = []
+        self.skipped: list[str] = []
+        self.clips: list[tuple[Path, str]] = []
+        self.lengths: list[int] = []
+        self.captions: list[str] = []
+        for tar_path in tars:
+            with tarfile.open(tar_path, "r") as tar:
+                for key in sorted(n[:-4] for n in tar.getnames() if n.endswith(".mp4")):
+                    try:
+                        info = probe(tar.extractfile(f"{key}.mp4").read())
+                        meta = json.loads(tar.extractfile(f"{key}.json").read()) if f"{key}.json" in tar.getnames() else {}
+                    except VideoError as e:
+                        self.skipped.append(f"{tar_path}:{key}: {e.problem}")
+                        continue
+                    self.clips.append((tar_path, key))
+                    self.lengths.append(info.frame_count)
+                    self.captions.append(str(meta.get("caption", "")))
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def length(self, k: int) -> int:
+        return self.lengths[k]
+
+    def task(self, k: int) -> str:
+        return self.captions[k]
+
+    def load(self, k: int, names: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        import tarfile
+
+        tar_path, key = self.clips[k]
+        with tarfile.open(tar_path, "r") as tar:
+            data = tar.extractfile(f"{key}.mp4").read()
+        try:
+            return read_video(data), {}
+        except VideoError as e:
+            raise DatasetError(f"{tar_path}:{key}", e.problem) from e
+
+
+def _shards_under(root: Path) -> list[Path]:
+    """The finished shards of a curated run (its `work/` folder and temp files are not shards)."""
+    return sorted(p for p in root.rglob("*.tar") if not p.name.startswith(".") and "work" not in p.relative_to(root).parts)
+
+
 def open_source(root: str | os.PathLike):
     root = Path(root)
     if is_dataset(root):
         return _LeRobotSource(root)
     if root.is_dir() and not (root / "meta").exists():
-        return _VideoFolderSource(root)
+        tars = _shards_under(root)
+        return _ShardSource(root, tars) if tars else _VideoFolderSource(root)
     return _LeRobotSource(root)  # raises the reader's precise DatasetError
 
 
