@@ -18,7 +18,6 @@ randomly initialised models (said in the output) and the quality rows are left o
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -31,6 +30,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from worldsmith.config import save_json  # noqa: E402
 from worldsmith.wfm.ar_sampling import SamplingConfig, Stats, generate  # noqa: E402
 from worldsmith.wfm.gpt import GPT, grid_positions, preset_config  # noqa: E402
 
@@ -238,10 +238,7 @@ def main() -> None:
         "non_embedding_params_millions": round(model.num_params(non_embedding=True) / 1e6, 3),
     }
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, out)
+    save_json(result, out)
     print(f"wrote {out}")
 
 

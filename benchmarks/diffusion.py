@@ -28,6 +28,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from worldsmith.config import save_json  # noqa: E402
 from worldsmith.wfm.dit import DiT, DiTConfig  # noqa: E402
 
 CKPT = ROOT / "checkpoints" / "diffusion-robot-tiny"
@@ -145,10 +146,7 @@ def main() -> None:
               "threads": args.threads, "seconds": round(time.time() - t0, 1),
               "machine": f"{os.cpu_count()} CPU cores, torch {torch.__version__}"}
     out = ROOT / "benchmarks" / "results" / "diffusion.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, out)
+    save_json(result, out)
     print(f"\nheadline: {json.dumps(headline)}  -> {out.relative_to(ROOT)}")
 
 

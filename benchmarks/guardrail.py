@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import sys
 import time
@@ -30,6 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from worldsmith.config import save_json  # noqa: E402
 from worldsmith.guardrail import Guardrail
 from worldsmith.guardrail.blocklist import Blocklist
 from worldsmith.guardrail.dataset import TRICKS, load_prompts, split, with_adversarial
@@ -204,10 +204,7 @@ def main() -> None:
         "quick": args.quick, "text": text, "video": video, "seconds": time.perf_counter() - t0,
         "cpu_threads": os.cpu_count(), "python": sys.version.split()[0],
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(RESULTS)
+    save_json(result, RESULTS)
     print(f"\nwrote {RESULTS} in {result['seconds']:.0f} s")
 
 

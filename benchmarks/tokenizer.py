@@ -36,6 +36,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from worldsmith.config import save_json  # noqa: E402
 from worldsmith.tokenizer.files import frame_chunks  # noqa: E402
 from worldsmith.tokenizer.losses import psnr, ssim  # noqa: E402
 from worldsmith.tokenizer.model import VideoTokenizer, build_tokenizer, param_count  # noqa: E402
@@ -356,10 +357,7 @@ def main() -> None:
         "equal_budget_steps": steps,
     }
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    os.replace(tmp, out)
+    save_json(results, out)
     print(json.dumps(results["headline"], indent=2))
 
 
