@@ -73,6 +73,20 @@ def test_speculative_greedy_equals_plain_greedy_with_fewer_passes():
     assert torch.equal(a, b) and s1.accepted > 0
 
 
+def test_greedy_tokens_are_the_argmax_of_uncached_logits():
+    """The cached greedy loop (plain and speculative) picks, at every generated position, the argmax of a
+    full uncached pass over the finished sequence (teacher forcing)."""
+    m = tiny_model()
+    p = static_prompt()
+    for draft in (0, 5):
+        out = generate(m, p, 1, SamplingConfig(temperature=0, draft=draft))
+        targets = out.reshape(2, -1)
+        inputs = torch.cat([torch.zeros_like(targets[:, :1]), targets[:, :-1]], dim=1)
+        with torch.no_grad():
+            logits = m(inputs, grid_positions(3, 4, 4), prev_ids=previous_frame_ids(targets, 16))
+        assert torch.equal(m.codec.ids(logits.argmax(-1))[:, 32:], targets[:, 32:])
+
+
 def test_speculative_sampling_keeps_prompt_and_is_seeded():
     m = tiny_model()
     p = static_prompt()

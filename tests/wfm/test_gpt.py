@@ -125,6 +125,16 @@ def test_rope3d_angles_are_per_axis_and_relative():
         assert (scores(moved) - scores(pos)).abs().max() > 1e-3
 
 
+def test_rotate_full_tables_equal_the_half_pair_rotation():
+    """The decode path's full-width tables (one roll, one addcmul) rotate exactly like `rotate`."""
+    rope = Rope3D(head_dim=48)
+    pos = grid_positions(2, 3, 4)
+    x = torch.randn(2, 24, 5, 48)                                  # (B, L, heads, hd)
+    cos, sin = rope.cos_sin(pos)
+    ref = Rope3D.rotate(x.transpose(1, 2), cos, sin).transpose(1, 2)
+    torch.testing.assert_close(Rope3D.rotate_full(x, *rope.tables(pos)), ref, atol=1e-6, rtol=1e-6)
+
+
 def test_model_positions_are_the_target_grid():
     """Input i holds token i-1 and sits at the grid position of token i: a frame's conditioning reaches
     exactly the inputs that predict that frame's tokens."""

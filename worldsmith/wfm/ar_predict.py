@@ -13,18 +13,27 @@ import torch
 
 from worldsmith.wfm.ar_sampling import SamplingConfig, Stats, generate
 from worldsmith.wfm.ar_train import ARError, load_ar_model
+from worldsmith.wfm.gpt import quantize_int8
 
 # greedy decoding by default; the speculative drafts return exactly the plain loop's tokens, faster
-GREEDY = SamplingConfig(temperature=0, draft=63)
+# (16 drafts per pass measured faster than 63 on the CPU: benchmarks/ar.py)
+GREEDY = SamplingConfig(temperature=0, draft=16)
 
 
 class ARPredictor:
     """A loaded AR run plus its tokenizer; `predict` maps context video to context + future video."""
 
-    def __init__(self, run_dir: str | os.PathLike, tokenizer_dir: str | os.PathLike | None = None, device="cpu"):
+    def __init__(self, run_dir: str | os.PathLike, tokenizer_dir: str | os.PathLike | None = None, device="cpu",
+                 int8: bool = False):
+        """int8: decode with int8 dynamically quantised Linear layers (CPU only; faster, slightly different
+        tokens: see gpt.quantize_int8 and benchmarks/ar.py for the measured speed and PSNR)."""
         from worldsmith.tokenizer.run import load_tokenizer
 
         self.model, self.run = load_ar_model(run_dir, device=device)
+        if int8:
+            if str(device) != "cpu":
+                raise ARError("int8 decoding is a CPU path (torch dynamic quantisation)")
+            self.model = quantize_int8(self.model)
         tok = tokenizer_dir or self.run.data.tokenizer
         if not tok:
             raise ARError(f"{run_dir}: the run names no tokenizer; pass one")

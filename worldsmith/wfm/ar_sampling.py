@@ -116,6 +116,14 @@ def generate(model: GPT, prompt: torch.Tensor, frames: int, cfg: SamplingConfig 
     restarting at t = 0, so every query sees exactly the positions and start-of-video token it was trained
     with; that costs one prefill per `shift` generated frames. `cond` (B, k + frames, C) holds one
     conditioning vector per latent frame of the whole rollout; `text` (B, 384) a prompt embedding."""
+    # inference mode skips autograd's per-op bookkeeping on the CPU step; the clone hands back an ordinary
+    # tensor (inference tensors refuse in-place updates outside inference mode)
+    with torch.inference_mode():
+        out = _generate(model, prompt, frames, cfg, text, cond, window, shift, stats)
+    return out.clone()
+
+
+def _generate(model, prompt, frames, cfg, text, cond, window, shift, stats) -> torch.Tensor:
     model.eval()
     c = model.cfg
     b, k, h, w = prompt.shape
@@ -132,23 +140,25 @@ def generate(model: GPT, prompt: torch.Tensor, frames: int, cfg: SamplingConfig 
     text_kv = model.text_kv(text.to(dev) if text is not None else None, b)
     cache = model.new_cache(b, window * hw + 1, device=dev)
     pos_window = grid_positions(window, h, w, device=dev)
+    cos_w, sin_w = model.rope.tables(pos_window, model.codec.table.weight.dtype)   # once per rollout
     codec = model.codec
     base = 0                               # first latent frame of the current window
     n_done = k * hw                        # tokens known so far
     guess = torch.full((b, total), -1, dtype=torch.long, device=dev)   # Jacobi drafts (-1: use the copy)
 
     def forward(inputs: torch.Tensor, first_target: int) -> torch.Tensor:
-        rel = first_target - base * hw
-        sov = torch.zeros(inputs.shape, dtype=torch.bool, device=dev)
-        if rel == 0:
-            sov[:, 0] = True
+        # the cache always holds the inputs of targets base*hw .. first_target-1, so rel == cache.length and
+        # the model puts the start-of-video token at index 0 exactly when rel == 0 (sov=None)
+        rel, n = first_target - base * hw, inputs.shape[1]
         # the copy prior reads the token one frame before each target, inside the window only (as trained)
-        targets = torch.arange(first_target, first_target + inputs.shape[1], device=dev)
-        src = targets - hw
-        prev = torch.where(src >= base * hw, out[:, src.clamp(min=0)], torch.full_like(out[:, :1], -1))
+        if rel >= hw:
+            prev = out[:, first_target - hw: first_target - hw + n]
+        else:
+            src = torch.arange(first_target - hw, first_target - hw + n, device=dev)
+            prev = torch.where(src >= base * hw, out[:, src.clamp(min=0)], torch.full_like(out[:, :1], -1))
         stats.passes += 1
-        return model(inputs, pos_window[rel: rel + inputs.shape[1]], sov=sov,
-                     cond=None if cond is None else cond[:, base:], cache=cache, text_kv=text_kv, prev_ids=prev)
+        return model(inputs, pos_window[rel: rel + n], cond=None if cond is None else cond[:, base:],
+                     cache=cache, text_kv=text_kv, prev_ids=prev, rope=(cos_w[rel: rel + n], sin_w[rel: rel + n]))
 
     def prefill() -> None:
         """Cache the inputs of targets base*hw .. n_done-1 (start-of-video, then known tokens)."""
@@ -169,7 +179,22 @@ def generate(model: GPT, prompt: torch.Tensor, frames: int, cfg: SamplingConfig 
         if cfg.jacobi and n_draft:
             g = guess[:, n_done: n_done + n_draft]
             drafts = torch.where(g >= 0, g, drafts)
-        probs = filtered_probs(forward(torch.cat([last, drafts], dim=1), n_done), cfg)   # (B, L+1, G, K)
+        logits = forward(torch.cat([last, drafts], dim=1), n_done)                    # (B, L+1, G, K)
+        if cfg.temperature <= 0:
+            # greedy: no probabilities needed. A draft is accepted iff it is the argmax, and the token after
+            # the accepted prefix is the argmax there (the draft itself wherever it was accepted)
+            best = codec.ids(logits.argmax(-1))                                         # (B, L+1)
+            run = (best[:, :n_draft] == drafts).long().cumprod(1).sum(1)
+            m = int(run.min()) if n_draft else 0
+            out[:, n_done: n_done + m + 1] = best[:, : m + 1]
+            if cfg.jacobi and m < n_draft:
+                guess[:, n_done + m + 1: n_done + n_draft + 1] = best[:, m + 1:]
+            cache.truncate(cache.length - (n_draft - m))
+            n_done += m + 1
+            stats.tokens += m + 1
+            stats.accepted += m
+            continue
+        probs = filtered_probs(logits, cfg)                                             # (B, L+1, G, K)
         if n_draft == 0:
             out[:, n_done] = codec.ids(sample_groups(probs[:, 0], gen))
             n_done += 1

@@ -137,6 +137,19 @@ class Rope3D(nn.Module):
         x1, x2 = x.chunk(2, dim=-1)
         return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
 
+    def tables(self, pos: torch.Tensor, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+        """(L, 3) positions -> full-width (L, 1, head_dim) tables (cos|cos, -sin|sin) for `rotate_full`:
+        computed once per forward (or once per rollout window) instead of per layer."""
+        cos, sin = self.cos_sin(pos)
+        return (torch.cat([cos, cos], -1)[:, None].to(dtype).contiguous(),
+                torch.cat([-sin, sin], -1)[:, None].to(dtype).contiguous())
+
+    @staticmethod
+    def rotate_full(x: torch.Tensor, cos2: torch.Tensor, sin2: torch.Tensor) -> torch.Tensor:
+        """The same rotation as `rotate` for x (B, L, heads, head_dim): x * (cos|cos) + (x2|x1) * (-sin|sin),
+        with the half swap as one roll (3 ops instead of 8)."""
+        return torch.addcmul(x * cos2, x.roll(x.shape[-1] // 2, -1), sin2)
+
 
 class SelfAttention(nn.Module):
     def __init__(self, cfg: GPTConfig):
@@ -150,21 +163,23 @@ class SelfAttention(nn.Module):
         self.k_norm = RMSNorm(self.hd, cfg.norm_eps)
         self.dropout = cfg.dropout
 
-    def forward(self, x, cos, sin, cache: KVCache | None, layer: int) -> torch.Tensor:
+    def forward(self, x, rope, cache: KVCache | None, layer: int, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """rope: (cos2, sin2) tables of `Rope3D.tables`; mask: the (L, cache) boolean mask of a block of new
+        queries against the cache (built once per forward by the caller; None for one query or no cache)."""
         b, n, _ = x.shape
-        q, k, v = self.qkv(x).view(b, n, -1, self.hd).split([self.heads, self.kv_heads, self.kv_heads], dim=2)
-        q = Rope3D.rotate(self.q_norm(q).transpose(1, 2), cos, sin)
-        k = Rope3D.rotate(self.k_norm(k).transpose(1, 2), cos, sin)
-        v = v.transpose(1, 2)
+        qkv = self.qkv(x).view(b, n, -1, self.hd)
+        nqk = self.heads + self.kv_heads
+        # queries and keys are adjacent heads of the qkv output: one RMSNorm over both, then each side's
+        # weight, then one rotation (same arithmetic as q_norm(q), k_norm(k); one norm call per layer fewer)
+        w = torch.cat([self.q_norm.weight.expand(self.heads, -1), self.k_norm.weight.expand(self.kv_heads, -1)])
+        qk = F.rms_norm(qkv[:, :, :nqk], (self.hd,), None, self.q_norm.eps) * w
+        q, k = Rope3D.rotate_full(qk, *rope).transpose(1, 2).split([self.heads, self.kv_heads], dim=1)
+        v = qkv[:, :, nqk:].transpose(1, 2)
         if cache is None:
-            mask, causal = None, True
+            causal = True
         else:
-            start = cache.length
             k, v = cache.update(layer, k, v)
-            # a single new query may see the whole cache; a block of new queries is causal among itself
-            causal = False
-            mask = None if n == 1 else (torch.arange(k.shape[2], device=x.device)[None, :]
-                                        <= start + torch.arange(n, device=x.device)[:, None])
+            causal = False          # one new query sees the whole cache; a block of them uses `mask`
         # query heads share K/V heads inside SDPA (no copy of the cache per step)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
                                            dropout_p=self.dropout if self.training else 0.0,
@@ -185,19 +200,23 @@ class CrossAttention(nn.Module):
         self.k_norm = RMSNorm(self.hd, cfg.norm_eps)
         nn.init.zeros_(self.proj.weight)      # starts as identity of the residual stream
 
-    def text_kv(self, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def text_kv(self, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(K, V, constant): with one text vector (a sentence embedding) the softmax over a single key is 1
+        and the block's output is proj(V) whatever the query, so it is computed here once per sequence
+        (exact) and Block adds it without the norm, the query and the projection at every step."""
         b, m, _ = text.shape
         k, v = self.kv(text).view(b, m, 2, self.heads, self.hd).unbind(2)
-        return self.k_norm(k).transpose(1, 2), v.transpose(1, 2)
+        k, v = self.k_norm(k).transpose(1, 2), v.transpose(1, 2)
+        const = self.proj(v.transpose(1, 2).reshape(b, 1, -1)) if m == 1 else None
+        return k, v, const
 
-    def forward(self, x, kv: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def forward(self, x, kv: tuple) -> torch.Tensor:
         b, n, _ = x.shape
         if kv[1].shape[2] == 1:
-            # one text vector (a sentence embedding): softmax over a single key is 1, the output is proj(v)
-            # whatever the query, so skip the query and attention (exact; saves 2 matmuls per token)
+            # one text vector: the constant of `text_kv` (kept here for callers that pass only (K, V))
             return self.proj(kv[1].transpose(1, 2).reshape(b, 1, -1)).expand(b, n, -1)
         q = self.q_norm(self.q(x).view(b, n, self.heads, self.hd)).transpose(1, 2)
-        y = F.scaled_dot_product_attention(q, *kv)
+        y = F.scaled_dot_product_attention(q, kv[0], kv[1])
         return self.proj(y.transpose(1, 2).reshape(b, n, -1))
 
 
@@ -223,10 +242,12 @@ class Block(nn.Module):
         self.mlp_norm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.mlp = SwiGLU(cfg)
 
-    def forward(self, x, cos, sin, cache, layer, text_kv):
-        x = x + self.attn(self.attn_norm(x), cos, sin, cache, layer)
+    def forward(self, x, rope, cache, layer, text_kv, mask=None):
+        x = x + self.attn(self.attn_norm(x), rope, cache, layer, mask)
         if self.cross is not None:
-            x = x + self.cross(self.cross_norm(x), text_kv[layer])
+            kv = text_kv[layer]
+            const = kv[2] if len(kv) > 2 else None   # see CrossAttention.text_kv
+            x = x + (const if const is not None else self.cross(self.cross_norm(x), kv))
         return x + self.mlp(self.mlp_norm(x))
 
 
@@ -272,10 +293,12 @@ class TokenCodec(nn.Module):
     def ids(self, digits: torch.Tensor) -> torch.Tensor:
         return (digits * self.basis).sum(-1)
 
-    def embed(self, ids: torch.Tensor, sov: torch.Tensor) -> torch.Tensor:
-        """ids (B, L) with `sov` (B, L) bool marking start-of-video inputs -> (B, L, dim)."""
+    def embed(self, ids: torch.Tensor, sov: torch.Tensor | None) -> torch.Tensor:
+        """ids (B, L) with `sov` (B, L) bool marking start-of-video inputs (None: none) -> (B, L, dim)."""
         rows = self.digits(ids.clamp(min=0)) + self.offsets
         e = self.table(rows).sum(-2)
+        if sov is None:
+            return e
         return torch.where(sov.unsqueeze(-1), self.sov.to(e.dtype), e)
 
     def logits(self, h: torch.Tensor, prev_ids: torch.Tensor | None = None) -> torch.Tensor:
@@ -342,30 +365,39 @@ class GPT(nn.Module):
     def forward(self, inputs: torch.Tensor, pos: torch.Tensor, *, sov: torch.Tensor | None = None,
                 text: torch.Tensor | None = None, cond: torch.Tensor | None = None,
                 cache: KVCache | None = None, text_kv: dict | None = None,
-                prev_ids: torch.Tensor | None = None) -> torch.Tensor:
+                prev_ids: torch.Tensor | None = None,
+                rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """inputs (B, L) token ids (the previous token of each target); pos (L, 3) target grid positions;
         sov (B, L) bool, True where the input is the start-of-video token (default: index 0 when the
         sequence starts fresh); text (B, 384) or (B, M, 384); cond (B, T, cond_dim) per latent frame.
         prev_ids (B, L): the token one latent frame before each target, -1 where there is none (see
         `previous_frame_ids`); without it the copy prior is off.
         With a cache, the new K/V are appended and only the new positions are computed.
+        rope: `self.rope.tables(pos)` when the caller has them already (a rollout computes them once).
         Returns logits (B, L, G, K)."""
         b, n = inputs.shape
         if sov is None:
-            sov = torch.zeros(b, n, dtype=torch.bool, device=inputs.device)
+            x = self.codec.embed(inputs, None)
             if cache is None or cache.length == 0:
-                sov[:, 0] = True
-        x = self.codec.embed(inputs, sov)
+                x[:, 0] = self.codec.sov.to(x.dtype)
+        else:
+            x = self.codec.embed(inputs, sov)
         if cond is not None:
             if not self.cfg.cond_dim:
                 raise ValueError("this model has no conditioning slot (cond_dim=0)")
             x = x + self.cond_proj(cond.to(x.dtype))[:, pos[:, 0].clamp(max=cond.shape[1] - 1)]
-        cos, sin = self.rope.cos_sin(pos)
-        cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+        if rope is None:
+            rope = self.rope.tables(pos, x.dtype)
+        mask = None
+        if cache is not None and n > 1:
+            # a block of new queries sees the whole cache and is causal among itself
+            start = cache.length
+            mask = (torch.arange(start + n, device=x.device)[None, :]
+                    <= start + torch.arange(n, device=x.device)[:, None])
         if text_kv is None:
             text_kv = self.text_kv(text, b)
         for i, blk in enumerate(self.blocks):
-            x = blk(x, cos, sin, cache, i, text_kv)
+            x = blk(x, rope, cache, i, text_kv, mask)
         if cache is not None:
             cache.advance(n)
         return self.codec.logits(x, prev_ids)
@@ -388,3 +420,21 @@ def previous_frame_ids(tokens: torch.Tensor, frame_tokens: int) -> torch.Tensor:
     prev = torch.full_like(tokens, -1)
     prev[:, frame_tokens:] = tokens[:, :-frame_tokens]
     return prev
+
+
+def quantize_int8(model: GPT) -> GPT:
+    """A copy of `model` for CPU decoding with int8 weights in every nn.Linear: dynamic quantisation
+    (torch.ao quantize_dynamic; weights int8 per output channel, activations quantised per call, int32
+    accumulation; Jacob et al. 2018). One decoded token reads all weights once, so on a CPU the step is
+    bound by memory traffic: a quarter of the bytes (the 23M-parameter tiny model fits the L3 cache as
+    int8) is the gain. The digit tables and norms stay float. Outputs change slightly (benchmarks/ar.py
+    reports the rollout PSNR of both); the original model is untouched and stays the one to train and save."""
+    import copy
+    import warnings
+
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # torch.ao deprecation notices; the API is still the CPU int8 path
+        q = quantize_dynamic(copy.deepcopy(model).eval(), {nn.Linear: per_channel_dynamic_qconfig})
+    return q
