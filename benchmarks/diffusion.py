@@ -6,8 +6,11 @@
 1. Training-step time (forward + backward + AdamW, fp32, batch 2) and sampling-step time (one denoiser forward,
    no grad) of `worldsmith.wfm.dit.DiT` and `diffusers.CosmosTransformer3DModel` at the same width, depth, heads,
    MLP ratio, AdaLN-LoRA rank, patch (1, 2, 2), text length and token count, in this process, interleaved
-   (ABAB...) so that load from other processes hits both alike; the median is reported. diffusers gets
-   `concat_padding_mask=False` (its default needs torchvision) and our mask channel as an input channel.
+   (ABBA...) so that load from other processes hits both alike; the median wall time is reported, and the
+   median thread CPU time beside it. diffusers gets `concat_padding_mask=False` (its default needs torchvision),
+   our mask channel as an input channel, one timestep per sample (cheaper than our per-frame modulation), and no
+   attention mask. Ours runs with the presets' exact GELU; the tanh-GELU variant (the shipped checkpoint's) is
+   timed beside it.
 2. Rollout on held-out robot episodes with the shipped checkpoint (checkpoints/diffusion-robot-tiny):
    5 context frames, 16 predicted (two windows), PSNR/SSIM by horizon vs copy-last-frame and the tokenizer's
    own round trip; sampling speed in generated frames per second (decode included).
@@ -16,6 +19,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -52,12 +56,16 @@ def _diffusers(cfg: DiTConfig, latent_shape):
         text_embed_dim=cfg.text_dim, adaln_lora_dim=cfg.adaln_lora_rank, max_size=(T, H, W),
         patch_size=(1, cfg.patch, cfg.patch), concat_padding_mask=False)
 
+    # No attention mask: every text token is valid here (ours drops an all-valid mask the same way).
     def fwd(x, c_noise, text, mask):
         return net(x, c_noise[:, 0] * 1000, encoder_hidden_states=text, return_dict=False)[0]
     return net, fwd
 
 
 def time_models(cfg: DiTConfig, latent_shape, batch: int, repeats: int) -> dict:
+    """Median wall time (and thread CPU time, steadier when other processes share the cores) of a training step
+    and a sampling step per model. Models take turns within each round, in reversed order every other round
+    (ABBA...), so that neither always runs right after the other; round 0 is warm-up."""
     torch.manual_seed(0)
     T, H, W = latent_shape
     x = torch.randn(batch, cfg.latent_channels + 1, T, H, W)
@@ -65,33 +73,41 @@ def time_models(cfg: DiTConfig, latent_shape, batch: int, repeats: int) -> dict:
     text, mask = torch.randn(batch, 16, cfg.text_dim), torch.ones(batch, 16, dtype=torch.bool)
     target = torch.randn(batch, cfg.latent_channels, T, H, W)
     models = {"ours": _ours(cfg), "diffusers": _diffusers(cfg, latent_shape)}
+    if cfg.gelu != "tanh":   # also the GELU form of the shipped checkpoint, so both numbers are on record
+        models["ours_tanh_gelu"] = _ours(dataclasses.replace(cfg, gelu="tanh"))
     opts = {k: torch.optim.AdamW(m[0].parameters(), lr=1e-4) for k, m in models.items()}
-    train = {k: [] for k in models}
-    sample = {k: [] for k in models}
-    for r in range(repeats + 1):                    # first round is warm-up
-        for name, (net, fwd) in models.items():
+    times = {k: {"train": [], "sample": [], "train_cpu": [], "sample_cpu": []} for k in models}
+    order = list(models)
+    for r in range(repeats + 1):
+        for name in (order if r % 2 == 0 else order[::-1]):
+            net, fwd = models[name]
             net.train()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             loss = (fwd(x, c_noise, text, mask) - target).pow(2).mean()
             opts[name].zero_grad()
             loss.backward()
             opts[name].step()
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.thread_time()
             net.eval()
             with torch.no_grad():
                 fwd(x, c_noise, text, mask)
-            t2 = time.perf_counter()
+            t2, c2 = time.perf_counter(), time.thread_time()
             if r:
-                train[name].append(t1 - t0)
-                sample[name].append(t2 - t1)
+                for key, v in (("train", t1 - t0), ("sample", t2 - t1), ("train_cpu", c1 - c0),
+                               ("sample_cpu", c2 - c1)):
+                    times[name][key].append(v)
     out = {"tokens": T * (H // cfg.patch) * (W // cfg.patch), "batch": batch, "width": cfg.width, "depth": cfg.depth,
-           "heads": cfg.heads}
+           "heads": cfg.heads, "gelu": cfg.gelu, "repeats": repeats}
     for name, (net, _) in models.items():
+        med = {k: round(statistics.median(v), 4) for k, v in times[name].items()}
         out[name] = {"params": sum(p.numel() for p in net.parameters()),
-                     "train_step_s": round(statistics.median(train[name]), 4),
-                     "sampling_step_s": round(statistics.median(sample[name]), 4)}
+                     "train_step_s": med["train"], "sampling_step_s": med["sample"],
+                     "train_step_cpu_s": med["train_cpu"], "sampling_step_cpu_s": med["sample_cpu"]}
     out["train_speed_ratio"] = round(out["diffusers"]["train_step_s"] / out["ours"]["train_step_s"], 3)
     out["sampling_speed_ratio"] = round(out["diffusers"]["sampling_step_s"] / out["ours"]["sampling_step_s"], 3)
+    out["train_cpu_ratio"] = round(out["diffusers"]["train_step_cpu_s"] / out["ours"]["train_step_cpu_s"], 3)
+    out["sampling_cpu_ratio"] = round(out["diffusers"]["sampling_step_cpu_s"] / out["ours"]["sampling_step_cpu_s"],
+                                      3)
     return out
 
 
@@ -113,11 +129,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is steadiest on a shared machine).")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    # The tiny preset's width/heads at 2x2 patches of 64x64 video's 5x8x8 latents... and a 128x128 case.
+    # The tiny preset's width/heads (and its exact GELU) at 2x2 patches of 128x128 video's 5x16x16 latents.
     cfg = DiTConfig(latent_channels=16, width=256, heads=4, depth=4 if args.quick else 10, adaln_lora_rank=64,
-                    patch=2)
+                    patch=2, gelu="exact")
     t0 = time.time()
-    speed = time_models(cfg, (5, 16, 16), batch=2, repeats=3 if args.quick else 10)
+    speed = time_models(cfg, (5, 16, 16), batch=2, repeats=5 if args.quick else 15)
     quality = rollout_quality(args.data, max_clips=8 if args.quick else 48, steps=12)
     print(f"{'':24}{'ours':>12}{'diffusers':>12}{'ratio':>8}")
     print(f"{'params':24}{speed['ours']['params']:>12,}{speed['diffusers']['params']:>12,}")
@@ -125,8 +141,17 @@ def main() -> None:
           f"{speed['train_speed_ratio']:>8.2f}")
     print(f"{'sampling step (s)':24}{speed['ours']['sampling_step_s']:>12.4f}"
           f"{speed['diffusers']['sampling_step_s']:>12.4f}{speed['sampling_speed_ratio']:>8.2f}")
+    print(f"{'train step, CPU (s)':24}{speed['ours']['train_step_cpu_s']:>12.4f}"
+          f"{speed['diffusers']['train_step_cpu_s']:>12.4f}{speed['train_cpu_ratio']:>8.2f}")
+    print(f"{'sampling step, CPU (s)':24}{speed['ours']['sampling_step_cpu_s']:>12.4f}"
+          f"{speed['diffusers']['sampling_step_cpu_s']:>12.4f}{speed['sampling_cpu_ratio']:>8.2f}")
+    if "ours_tanh_gelu" in speed:
+        o = speed["ours_tanh_gelu"]
+        print(f"  ours with tanh GELU (the shipped checkpoint's): train {o['train_step_s']:.4f} s "
+              f"({speed['diffusers']['train_step_s'] / o['train_step_s']:.2f}x), sampling {o['sampling_step_s']:.4f} s "
+              f"({speed['diffusers']['sampling_step_s'] / o['sampling_step_s']:.2f}x)")
     print(f"  width {cfg.width}, depth {cfg.depth}, heads {cfg.heads}, {speed['tokens']} tokens, batch 2, fp32, "
-          f"{args.threads} thread(s)")
+          f"{args.threads} thread(s), median of {speed['repeats']} interleaved rounds")
     headline = {"step_speed_ratio_vs_diffusers": speed["train_speed_ratio"],
                 "sampling_step_speed_ratio_vs_diffusers": speed["sampling_speed_ratio"],
                 "psnr_gain_over_copy_db": None, "sampling_fps": None}
