@@ -105,6 +105,21 @@ def test_decoded_episodes_are_cached(tmp_path):
     assert calls == [0, 1, 2, 0]
 
 
+def test_preload_decodes_each_episode_once_and_serves_the_same_items(tmp_path):
+    root = write_dataset(tmp_path / "pre", [make_episode(e, 12) for e in range(3)], fps=10)
+    lazy = ClipDataset([root], clip_frames=4, stride=1, split="all", cache_episodes=1)
+    eager = ClipDataset([root], clip_frames=4, stride=1, split="all", cache_episodes=1, preload=True)
+    calls = []
+    real_load = eager.sources[0].load
+    eager.sources[0].load = lambda k, names: calls.append(k) or real_load(k, names)
+    order = np.random.default_rng(0).permutation(len(eager))  # random access, as a trainer draws windows
+    for i in order:
+        a, b = lazy[int(i)], eager[int(i)]
+        assert torch.equal(a["video"], b["video"]) and a["frame_index"] == b["frame_index"]
+    assert calls == []  # everything was decoded at construction
+    assert eager.preload() == 3 * 12 * 32 * 48 * 3  # bytes held: uint8 frames of three 12-frame 32x48 episodes
+
+
 def test_clip_dataset_errors(tmp_path):
     root = write_dataset(tmp_path / "e", [make_episode(0, 6)], fps=10)
     with pytest.raises(ValueError, match="split must be"):

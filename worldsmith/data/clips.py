@@ -12,7 +12,11 @@ window, so no frame of a validation episode is ever trained on: an episode's spl
 (seed, dataset name, episode index), which does not change when other episodes are added.
 
 Decoding is the expensive part, so the last few decoded episodes are kept in an LRU cache and the
-windows of one episode are cut from one decode.
+windows of one episode are cut from one decode. Random access across many episodes (a trainer drawing
+random windows) decodes an episode per item; `preload=True` decodes every episode of the split once, up
+front, into memory (uint8 at the requested size: 64x64 costs 12 KiB a frame), so that an item is a slice.
+That is what keeps a GPU fed: measured on an H100, the per-item decode held tokenizer training at 2.3
+steps/s.
 """
 
 from __future__ import annotations
@@ -182,6 +186,7 @@ class ClipDataset(Dataset):
         seed: int = 0,
         cache_episodes: int = 4,
         resize_mode: str = "crop",
+        preload: bool = False,
     ):
         if isinstance(roots, (str, os.PathLike)):
             roots = [roots]
@@ -217,6 +222,8 @@ class ClipDataset(Dataset):
         self._windows = np.array(windows, dtype=np.int64).reshape(-1, 3)
         self._cache: OrderedDict[tuple[int, int], tuple[np.ndarray, dict]] = OrderedDict()
         self._cache_size = max(1, cache_episodes)
+        if preload:
+            self.preload()
 
     @property
     def skipped(self) -> list[str]:
@@ -226,18 +233,33 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self._windows)
 
+    def preload(self, workers: int | None = None) -> int:
+        """Decode every episode of the split into memory now (and never evict); returns the bytes held.
+        Episodes decode on a thread pool (the video decoder releases the GIL)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._cache_size = max(self._cache_size, len(self.episodes))
+        todo = [key for key in self.episodes if key not in self._cache]
+        with ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1)) as pool:
+            for key, loaded in zip(todo, pool.map(lambda key: self._load(*key), todo)):
+                self._cache[key] = loaded
+        return sum(frames.nbytes for frames, _ in self._cache.values())
+
+    def _load(self, si: int, k: int) -> tuple[np.ndarray, dict]:
+        frames, cols = self.sources[si].load(k, self.columns)
+        if self.size is not None:
+            frames = resize_video(frames, self.size, self.resize_mode)
+        return frames, cols
+
     def _episode(self, si: int, k: int) -> tuple[np.ndarray, dict]:
         key = (si, k)
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        frames, cols = self.sources[si].load(k, self.columns)
-        if self.size is not None:
-            frames = resize_video(frames, self.size, self.resize_mode)
-        self._cache[key] = (frames, cols)
+        self._cache[key] = self._load(si, k)
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
-        return frames, cols
+        return self._cache[key]
 
     def __getitem__(self, i: int) -> dict:
         si, k, start = (int(v) for v in self._windows[i])

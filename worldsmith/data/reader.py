@@ -132,9 +132,11 @@ class LeRobotDataset:
                        meta=dict(rec.meta))
 
     def _episode_table(self, rec: EpisodeRecord) -> pa.Table:
-        """The episode's rows in frame order; the last one is cached (clip windows hit it repeatedly)."""
-        if self._table_cache and self._table_cache[:2] == (rec.data_path, rec.index):
-            return self._table_cache[2]
+        """The episode's rows in frame order; the last one is cached (clip windows hit it repeatedly).
+        The cache is read once into a local: preloading threads may replace it between two reads."""
+        cached = self._table_cache
+        if cached and cached[:2] == (rec.data_path, rec.index):
+            return cached[2]
         try:
             if rec.whole_file:
                 table = pq.read_table(rec.data_path)
