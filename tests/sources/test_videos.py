@@ -83,3 +83,14 @@ def test_short_file_and_bad_folders(tmp_path):
     empty.mkdir()
     with pytest.raises(ValueError, match="no video files"):
         list(generate("videos", 1, 4, folder=empty))
+
+
+def test_zoom_tiles_cover_the_upscaled_centre_square(folder):
+    with pytest.warns(videos.SkippedVideoWarning):
+        eps = list(generate("videos", 5, 8, size=32, folder=folder, zooms=[1, 2]))
+    assert [(ep.meta["zoom"], ep.meta["tile"]) for ep in eps] == [(1, 0), (2, 0), (2, 1), (2, 2), (2, 3)]
+    whole = read_video(CARPHONE, start=0, end=8, size=64, mode="crop")
+    assert np.array_equal(eps[1].frames, whole[:, :32, :32]) and np.array_equal(eps[4].frames, whole[:, 32:, 32:])
+    assert all(ep.frames.shape == (8, 32, 32, 3) for ep in eps)
+    with pytest.raises(ValueError, match="zooms"):
+        list(generate("videos", 1, 8, folder=folder, zooms=[0]))

@@ -85,6 +85,7 @@ def generate(
     folder: str | os.PathLike | None = None,
     fps: float | None = None,
     skipped: list | None = None,
+    zooms: list[int] | tuple[int, ...] = (1,),
     **options,
 ) -> Iterator[Episode]:
     """Yield up to `episodes` windows of `frames` frames from the videos in `folder`.
@@ -93,9 +94,17 @@ def generate(
     `source.timestamp` (T,) float32 seconds into the file. Meta: `source.file` (path), the file's
     probe, `window` (which window of the file), `skipped_files`. `seed` changes nothing (the input
     is fixed); it is recorded for the dataset's provenance.
+
+    `zooms` multiplies the footage a few high-resolution files give: at zoom z each window is also read at
+    (z*size)^2 (the centre square, resized) and cut into z x z tiles of size x size, each its own episode (meta
+    `zoom`, `tile`). Zoom 1 is the whole centre square; a tokenizer trained on the tiles sees the detail that
+    downscaling to 64x64 throws away.
     """
     if options:
-        raise ValueError(f"videos: unknown options {sorted(options)} (folder, fps, skipped)")
+        raise ValueError(f"videos: unknown options {sorted(options)} (folder, fps, skipped, zooms)")
+    zooms = [int(z) for z in ([zooms] if isinstance(zooms, (int, float, str)) else zooms)]
+    if not zooms or min(zooms) < 1:
+        raise ValueError(f"videos: zooms must be whole numbers >= 1, got {zooms}")
     if fps is not None and fps <= 0:
         raise ValueError(f"videos: fps must be > 0, got {fps}")
     skipped_files: list[dict] = []
@@ -142,36 +151,41 @@ def generate(
                 readable.remove(entry)
                 continue
             start = window * frames
-            try:
-                resample = None if abs(rate - info.fps) < 1e-9 else rate
-                clip = read_video(path, start=start, end=start + frames, fps=resample, size=size, mode="crop")
-            except VideoError as e:
-                skip(path, e.problem)
-                readable.remove(entry)
-                continue
-            if len(clip) < frames:  # the container overstated its length: the file has no more windows
-                readable.remove(entry)
-                continue
+            resample = None if abs(rate - info.fps) < 1e-9 else rate
             index = np.arange(start, start + frames)
-            yield Episode(
-                frames=clip,
-                columns={
-                    "source.frame_index": _source_frame_index(index, rate, info.fps),
-                    "source.timestamp": (index / rate).astype(np.float32),
-                },
-                task=task_from_name(path),
-                fps=rate,
-                meta={
-                    "source": NAME,
-                    "source.file": str(path),
-                    "source.name": path.name,
-                    "source.info": info.to_dict(),
-                    "window": window,
-                    "seed": seed,
-                    "skipped_files": list(skipped_files),
-                },
-            )
-            emitted += 1
-            if emitted >= episodes:
-                return
+            for zoom in zooms:
+                try:
+                    clip = read_video(path, start=start, end=start + frames, fps=resample, size=size * zoom, mode="crop")
+                except VideoError as e:
+                    skip(path, e.problem)
+                    readable.remove(entry)
+                    break
+                if len(clip) < frames:  # the container overstated its length: the file has no more windows
+                    readable.remove(entry)
+                    break
+                for tile in range(zoom * zoom):
+                    r, c = divmod(tile, zoom)
+                    yield Episode(
+                        frames=np.ascontiguousarray(clip[:, r * size:(r + 1) * size, c * size:(c + 1) * size]),
+                        columns={
+                            "source.frame_index": _source_frame_index(index, rate, info.fps),
+                            "source.timestamp": (index / rate).astype(np.float32),
+                        },
+                        task=task_from_name(path),
+                        fps=rate,
+                        meta={
+                            "source": NAME,
+                            "source.file": str(path),
+                            "source.name": path.name,
+                            "source.info": info.to_dict(),
+                            "window": window,
+                            "zoom": zoom,
+                            "tile": tile,
+                            "seed": seed,
+                            "skipped_files": list(skipped_files),
+                        },
+                    )
+                    emitted += 1
+                    if emitted >= episodes:
+                        return
         window += 1
