@@ -29,6 +29,8 @@ class DataConfig:
     size: int = 64
     stride: int = 2
     split: str = "train"         # "all" when the held-out footage is kept out by file instead
+    preload: bool = True         # decode every episode once into memory (random windows then cost a slice)
+    flip: bool = True            # random horizontal flips of training clips (mirror-symmetric content)
 
 
 def _default_train():
@@ -78,9 +80,12 @@ def model_config_dict(cfg: TokenizerRunConfig) -> dict:
     return {"kind": "tokenizer", "model": to_dict(cfg.model), "loss": to_dict(cfg.loss), "data": to_dict(cfg.data)}
 
 
-def make_loss_fn(loss_cfg: LossConfig):
+def make_loss_fn(loss_cfg: LossConfig, flip: bool = False):
     def loss_fn(model: VideoTokenizer, batch: dict, step: int):
         video = batch["video"].transpose(1, 2)  # ClipDataset gives (B, T, 3, H, W)
+        if flip:  # the trainer seeds the CPU generator per micro-batch, so resume stays exact
+            mirrored = (torch.rand(video.shape[0]) < 0.5).to(video.device).view(-1, 1, 1, 1, 1)
+            video = torch.where(mirrored, video.flip(-1), video)
         recon, _ = model(video)
         return reconstruction_loss(recon, video, loss_cfg)
 
@@ -94,7 +99,7 @@ def open_clips(data: DataConfig, model: TokenizerConfig, split: str | None = Non
         raise ConfigError("no training data: pass --data DIR (an episode dataset or a folder of videos)")
     frames = data.clip_frames or 1 + 2 * model.temporal_compression
     return ClipDataset(data.roots, clip_frames=frames, stride=data.stride, split=split or data.split,
-                       size=data.size, columns=[])
+                       size=data.size, columns=[], preload=data.preload)
 
 
 def init_from_run(model: VideoTokenizer, run_dir: str | os.PathLike) -> list[str]:
@@ -108,9 +113,10 @@ def init_from_run(model: VideoTokenizer, run_dir: str | os.PathLike) -> list[str
 
 
 def train_tokenizer(cfg: TokenizerRunConfig, out_dir: str | os.PathLike, show_progress: bool = True,
-                    stop_after: int | None = None, init_from: str | os.PathLike | None = None) -> dict:
+                    stop_after: int | None = None, init_from: str | os.PathLike | None = None, data=None) -> dict:
     """Train (or resume) a tokenizer run; returns the last logged metrics. `init_from` warm-starts a new run
-    from another run's matching weights (ignored when resuming: the checkpoint wins)."""
+    from another run's matching weights (ignored when resuming: the checkpoint wins). `data` is an already
+    opened `open_clips(cfg.data, cfg.model)` to reuse (several runs over one preloaded dataset)."""
     from worldsmith.train.trainer import Trainer
 
     out = Path(out_dir)
@@ -124,11 +130,11 @@ def train_tokenizer(cfg: TokenizerRunConfig, out_dir: str | os.PathLike, show_pr
     model = VideoTokenizer(cfg.model)
     if init_from is not None and not (out / "train_state.json").exists():
         init_from_run(model, init_from)
-    data = open_clips(cfg.data, cfg.model)
+    data = data if data is not None else open_clips(cfg.data, cfg.model)
     if len(data) == 0:
         raise ConfigError(f"{cfg.data.roots}: no clips of {cfg.data.clip_frames or 1 + 2 * cfg.model.temporal_compression}"
                           f" frames in split {cfg.data.split!r}")
-    trainer = Trainer(model, make_loss_fn(cfg.loss), data, cfg.train, out, model_config_dict(cfg),
+    trainer = Trainer(model, make_loss_fn(cfg.loss, cfg.data.flip), data, cfg.train, out, model_config_dict(cfg),
                       show_progress=show_progress)
     return trainer.fit(stop_after=stop_after)
 
