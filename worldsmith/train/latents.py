@@ -49,10 +49,18 @@ def cache_key(roots: list[str], tokenizer_run: str, clip_frames: int, size: int,
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
 
 
+def encode_device(device: str | torch.device = "auto") -> torch.device:
+    """Where a cache builder runs its tokenizer: "auto" is the GPU when there is one."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
 def build_latent_cache(roots: list[str], tokenizer_run: str, clip_frames: int = 17, size: int = 64, stride: int = 2,
                        split: str = "train", batch_size: int = 8, show_progress: bool = True,
-                       cache_root: str | None = None) -> Path:
-    """Encode every clip window of `roots` (this split) with the tokenizer unless cached; returns the cache file."""
+                       cache_root: str | None = None, device: str = "auto") -> Path:
+    """Encode every clip window of `roots` (this split) with the tokenizer unless cached; returns the cache file.
+    `device` "auto" encodes on the GPU when there is one (the latents are stored on the CPU either way)."""
     from worldsmith.data.clips import ClipDataset
     from worldsmith.tokenizer.run import load_tokenizer
 
@@ -63,7 +71,10 @@ def build_latent_cache(roots: list[str], tokenizer_run: str, clip_frames: int = 
     clips = ClipDataset(roots, clip_frames=clip_frames, stride=stride, split=split, size=size, columns=[])
     if len(clips) == 0:
         raise ValueError(f"{', '.join(map(str, roots))}: no {clip_frames}-frame clips in split {split!r}")
-    tok = load_tokenizer(tokenizer_run)
+    device = encode_device(device)
+    tok = load_tokenizer(tokenizer_run, device=device)
+    if device.type == "cuda":
+        batch_size *= 8
     if tok.config.kind != "cv":
         raise ValueError(f"{tokenizer_run}: the diffusion model needs a continuous (cv) tokenizer, not {tok.config.kind!r}")
     latents, tasks, task_ids, episodes, frames = [], [], [], [], []
@@ -74,7 +85,7 @@ def build_latent_cache(roots: list[str], tokenizer_run: str, clip_frames: int = 
         for start in range(0, len(clips), batch_size):
             items = [clips[i] for i in range(start, min(start + batch_size, len(clips)))]
             video = torch.stack([it["video"] for it in items]).permute(0, 2, 1, 3, 4)   # (B, 3, T, H, W)
-            latents.append(tok.encode(video).float())
+            latents.append(tok.encode(video.to(device)).float().cpu())
             for it in items:
                 if it["task"] not in tasks:
                     tasks.append(it["task"])

@@ -142,7 +142,7 @@ def default_cache_dir() -> Path:
 
 
 def build_token_cache(data: ARDataConfig, cache_dir: str | os.PathLike | None = None, batch_size: int = 8,
-                      show_progress: bool = True, device="cpu") -> Path:
+                      show_progress: bool = True, device="auto") -> Path:
     """Encode every clip window of `data` once with its DV tokenizer; return the cache file (reused when present)."""
     from safetensors.torch import save_file
 
@@ -150,6 +150,11 @@ def build_token_cache(data: ARDataConfig, cache_dir: str | os.PathLike | None = 
     from worldsmith.text import embed_texts
     from worldsmith.tokenizer.run import load_tokenizer
 
+    from worldsmith.train.latents import encode_device
+
+    device = encode_device(device)
+    if device.type == "cuda":
+        batch_size *= 8
     tok_dir = Path(data.tokenizer)
     try:
         tokenizer = load_tokenizer(tok_dir, device=device)
