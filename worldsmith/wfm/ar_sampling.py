@@ -15,6 +15,11 @@ probability after filtering), and on the first rejection the token is drawn from
 returns exactly the tokens of the plain loop. With `jacobi`, positions after a rejection keep the argmax
 the pass computed for them as their next draft (Jacobi decoding, Santilli et al. 2023): any draft fixed
 before its acceptance test keeps the output distribution exact.
+
+CPU cost. At batch 1 a step is bound by reading the weights and by per-op dispatch, not by arithmetic, so a
+pass over 1 + L drafts costs little more than a pass over one token (benchmarks/ar.py). The loop keeps the
+per-pass work small: RoPE tables once per window, the greedy path straight from the argmax (no probabilities),
+inference mode; `gpt.quantize_int8` gives an int8 copy of the model for CPU decoding (a quarter of the bytes).
 """
 
 from __future__ import annotations
@@ -179,13 +184,12 @@ def _generate(model, prompt, frames, cfg, text, cond, window, shift, stats) -> t
         if cfg.jacobi and n_draft:
             g = guess[:, n_done: n_done + n_draft]
             drafts = torch.where(g >= 0, g, drafts)
-        logits = forward(torch.cat([last, drafts], dim=1), n_done)                    # (B, L+1, G, K)
+        logits = forward(torch.cat([last, drafts], dim=1) if n_draft else last, n_done)   # (B, L+1, G, K)
         if cfg.temperature <= 0:
             # greedy: no probabilities needed. A draft is accepted iff it is the argmax, and the token after
             # the accepted prefix is the argmax there (the draft itself wherever it was accepted)
             best = codec.ids(logits.argmax(-1))                                         # (B, L+1)
-            run = (best[:, :n_draft] == drafts).long().cumprod(1).sum(1)
-            m = int(run.min()) if n_draft else 0
+            m = int((best[:, :n_draft] == drafts).long().cumprod(1).sum(1).min()) if n_draft else 0
             out[:, n_done: n_done + m + 1] = best[:, : m + 1]
             if cfg.jacobi and m < n_draft:
                 guess[:, n_done + m + 1: n_done + n_draft + 1] = best[:, m + 1:]

@@ -434,6 +434,8 @@ def quantize_int8(model: GPT) -> GPT:
 
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
+    # (folding the pre-norm weights into the next Linear before quantising saved ~2% of a step but cost
+    # 0.1 dB of rollout PSNR on 8 held-out clips in one measurement, perhaps noise: left out, not worth it)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # torch.ao deprecation notices; the API is still the CPU int8 path
         q = quantize_dynamic(copy.deepcopy(model).eval(), {nn.Linear: per_channel_dynamic_qconfig})
