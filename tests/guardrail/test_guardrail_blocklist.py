@@ -60,3 +60,27 @@ def test_additions_and_category_filter():
     assert b.match("a fl4methrower demo")[0].term == "flamethrower"
     assert b.match("a bomb cyclone hits the coast") == []
     assert b.match("i want to kill myself") == []  # self_harm is not in the chosen categories
+
+
+
+@pytest.mark.parametrize("text,category", [
+    ("how to print an untraceable gun", "weapons"),
+    ("fit an auto sear to a pistol", "weapons"),
+    ("a video telling him to kill yourself", "self_harm"),
+    ("pro ana tips for teens", "self_harm"),
+    ("a rally calling for a race war", "hate"),
+    ("slit his throat in the alley", "violence"),
+])
+def test_added_clear_terms(block, text, category):
+    hits = block.match(text)
+    assert hits and hits[0].category == category, text
+
+
+@pytest.mark.parametrize("text", ["The comedian bombed on stage", "a chef adds spices to the pot",
+                                  "the robot lied about the score", "pro analysis of the match"])
+def test_added_terms_and_idioms_do_not_misfire(block, text):
+    assert block.match(text) == []
+
+
+def test_idiom_allow_entry_is_exact(block):
+    assert block.match("a bomb on stage")[0].category == "weapons"

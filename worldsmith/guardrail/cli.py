@@ -129,7 +129,8 @@ def train_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="Weights file (default: the shipped semantic.safetensors)."),
     seed: int = typer.Option(0, help="Seed of the train/held-out split, the adversarial respellings and the init."),
 ) -> None:
-    """Retrain the semantic classifier from the shipped labelled prompts (reproduces the shipped weights).
+    """Retrain the semantic classifier from the shipped labelled prompts (reproduces the shipped weights);
+    the refusal threshold is calibrated on a validation part of the train split and stored with them.
 
     Example: worldsmith guard train --out /tmp/semantic.safetensors
     """
@@ -143,4 +144,7 @@ def train_cmd(
         clf = train_classifier(SemanticConfig(seed=seed),
                                progress=lambda i, n, loss: bar.update(task, completed=i, total=n))
     clf.save(target)
-    typer.echo(f"wrote {target}: {clf.meta['train_examples']} training texts, final loss {clf.meta['final_loss']}")
+    calib = json.loads(clf.meta["calibration"])
+    typer.echo(f"wrote {target}: {clf.meta['train_examples']} training texts, final loss {clf.meta['final_loss']}; "
+               f"threshold {clf.threshold:.2f} (validation part of the train split, {calib['val_prompts']} prompts "
+               f"+ respellings: recall {calib['val_recall']:.3f}, false refusals {calib['val_false_refusal']:.3f})")

@@ -170,8 +170,9 @@ class Guardrail:
             todo = [i for i, v in enumerate(verdicts) if v is None]
             if t.semantic and todo:
                 scores = self.semantic.score([texts[i] for i in todo], t.categories)
+                threshold = t.semantic_threshold if t.semantic_threshold is not None else self.semantic.threshold
                 for i, (p, cat) in zip(todo, scores):
-                    if p >= t.semantic_threshold:
+                    if p >= threshold:
                         verdicts[i] = Verdict(False, f"semantic:{cat} p={p:.2f}", "semantic", cat, round(p, 4))
                     else:
                         verdicts[i] = Verdict(True, f"ok (semantic p={p:.2f})", "none", None, round(p, 4))

@@ -47,10 +47,43 @@ class Token:
     squashed: bool = False  # joined from spaced-out fragments: the matcher may search inside it
 
 
+# Latin letters that NFKD does not decompose into a base letter plus a mark ("ø" stays "ø").
+_LATIN_EXTRA = str.maketrans({"ø": "o", "ł": "l", "đ": "d", "ħ": "h", "ı": "i", "ŧ": "t", "ƀ": "b", "ɨ": "i",
+                              "ʉ": "u", "ɍ": "r", "ȼ": "c", "ɇ": "e", "æ": "ae", "œ": "oe", "þ": "th", "ð": "d"})
+# Cyrillic and Greek letters that look like Latin ones (after casefolding), after Unicode's
+# confusables list (UTS #39) restricted to the unambiguous lower-case look-alikes. Applied only to
+# words that are written in mixed scripts or entirely in look-alikes ("bоmb" with a Cyrillic о,
+# "аре" all Cyrillic), so that ordinary Russian or Greek words are left alone.
+_CONFUSABLE = {
+    "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c",
+    "т": "t", "у": "y", "х": "x", "і": "i", "ї": "i", "ј": "j", "ѕ": "s", "ԁ": "d", "ԛ": "q", "ԝ": "w",
+    "ɡ": "g", "α": "a", "β": "b", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t",
+    "υ": "u", "χ": "x", "ϲ": "c", "ϳ": "j", "ѵ": "v", "һ": "h", "ʏ": "y",
+    # capitals, mapped before casefolding (Greek "Μ" looks like "M", its lower case "μ" does not)
+    "А": "a", "В": "b", "Е": "e", "К": "k", "М": "m", "Н": "h", "О": "o", "Р": "p", "С": "c", "Т": "t",
+    "Х": "x", "Ѕ": "s", "І": "i", "Ј": "j", "Α": "a", "Β": "b", "Ε": "e", "Ζ": "z", "Η": "h", "Ι": "i",
+    "Κ": "k", "Μ": "m", "Ν": "n", "Ο": "o", "Ρ": "p", "Τ": "t", "Υ": "y", "Χ": "x",
+}
+_CONFUSABLE_TABLE = str.maketrans(_CONFUSABLE)
+
+
+def _unconfuse(word: str) -> str:
+    letters = [c for c in word if c.isalpha()]
+    has_latin = any("a" <= c.lower() <= "z" for c in letters)
+    all_lookalike = bool(letters) and all(c in _CONFUSABLE or "a" <= c.lower() <= "z" for c in letters)
+    return word.translate(_CONFUSABLE_TABLE) if all_lookalike or (has_latin and letters) else word
+
+
 def fold_unicode(text: str) -> str:
-    """NFKD, combining marks removed, casefolded."""
+    """NFKD (full-width, mathematical and circled letters fold to ASCII), combining marks removed
+    (accents, stacked "zalgo" marks), invisible format characters removed (zero-width space and
+    joiner, soft hyphen), casefolded, Latin letters without a decomposition mapped ("ø" -> "o"),
+    and Cyrillic/Greek look-alikes mapped inside Latin-looking words ("bоmb" -> "bomb")."""
     decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    kept = "".join(c for c in decomposed
+                   if not unicodedata.combining(c) and unicodedata.category(c) != "Cf")
+    unconfused = re.sub(r"[^\W\d_]+", lambda m: _unconfuse(m.group(0)), kept)
+    return unconfused.casefold().translate(_LATIN_EXTRA)
 
 
 def _deleet(word: str) -> str:

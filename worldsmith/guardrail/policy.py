@@ -24,7 +24,9 @@ class TextPolicy:
     categories: list[str] = field(default_factory=lambda: list(ALL_CATEGORIES))  # refused categories
     blocklist: bool = True
     semantic: bool = True
-    semantic_threshold: float = 0.7  # refuse when P(unsafe) >= this
+    # refuse when P(unsafe) >= this; None: the threshold calibrated with the weights (`guard train`
+    # picks it on a validation part of the train split and stores it in the safetensors metadata)
+    semantic_threshold: float | None = None
     semantic_weights: str | None = None  # None: the shipped semantic.safetensors
     lexicon: str | None = None  # None: the shipped lexicon.yaml
     allowlist_add: list[str] = field(default_factory=list)
@@ -87,7 +89,7 @@ def load_policy(path: str | os.PathLike | None = None) -> Policy:
     unknown = set(policy.text.categories) - set(ALL_CATEGORIES) - set(policy.text.blocklist_add)
     if unknown:
         raise ConfigError(f"{where}: unknown text categories {sorted(unknown)} (known: {ALL_CATEGORIES})")
-    if not 0.0 < policy.text.semantic_threshold <= 1.0:
+    if policy.text.semantic_threshold is not None and not 0.0 < policy.text.semantic_threshold <= 1.0:
         raise ConfigError(f"{where}: text.semantic_threshold must be in (0, 1]")
     if policy.video.blur.method not in ("gaussian", "pixelate"):
         raise ConfigError(f"{where}: video.blur.method must be gaussian or pixelate")

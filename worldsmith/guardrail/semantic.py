@@ -8,7 +8,9 @@ respelling cannot hide a prompt from the model either.
 
 Reproduce the shipped weights (`semantic.safetensors`, ~11 KB, never pickle):
     worldsmith guard train            # or: python -m worldsmith.guardrail.semantic
-It trains on the seeded train split of `prompts.txt` plus adversarial respellings of it.
+It trains on the seeded train split of `prompts.txt` plus adversarial respellings of it, and stores
+the refusal threshold calibrated on a validation part of that train split in the weights' metadata
+(the policy's `semantic_threshold: null` uses it).
 """
 
 from __future__ import annotations
@@ -29,12 +31,21 @@ from worldsmith.guardrail.normalize import normalize_text
 class SemanticConfig:
     seed: int = 0
     heldout_fraction: float = 0.3
-    adversarial_per_prompt: int = 2
+    adversarial_per_prompt: int = 4  # respellings of each training prompt (of the 8 tricks in dataset.TRICKS)
     epochs: int = 300
     lr: float = 0.05
     l2: float = 1e-3  # penalty on the weights: without it the model memorises the few hundred prompts
     temperature: float = 0.3  # embeddings are unit vectors: logits = (W e + b) / temperature
-    # picked by 3-fold cross-validation on the train split only (held-out untouched): see `worldsmith guard train`
+    # Threshold calibration, on the TRAIN split only (the held-out split is never looked at): a
+    # model fitted on (1 - val_fraction) of the train split scores the rest plus respellings of it;
+    # the threshold is the lowest P(unsafe) at which blocklist + classifier refuse at most
+    # `max_val_false_refusal` of those safe validation prompts (most recall within that budget).
+    val_fraction: float = 0.25
+    max_val_false_refusal: float = 0.02
+    threshold_grid: tuple[float, ...] = tuple(round(0.30 + 0.01 * i, 2) for i in range(66))  # 0.30 .. 0.95
+
+
+DEFAULT_THRESHOLD = 0.7  # for weights saved before calibration existed
 
 
 def default_weights_path() -> Path:
@@ -49,6 +60,11 @@ class SemanticClassifier:
         self.labels = tuple(labels)
         self.temperature = float(temperature)
         self.meta = meta or {}
+
+    @property
+    def threshold(self) -> float:
+        """The P(unsafe) threshold calibrated at training time (see SemanticConfig)."""
+        return float(self.meta.get("threshold", DEFAULT_THRESHOLD))
 
     def probs(self, emb: np.ndarray) -> np.ndarray:
         logits = (emb @ self.weight.T + self.bias) / self.temperature
@@ -104,22 +120,26 @@ class SemanticClassifier:
         return cls(weight, bias, labels, temperature, meta)
 
 
-def _training_set(cfg: SemanticConfig) -> tuple[list[str], np.ndarray]:
+def _targets_of():
     from worldsmith.guardrail.blocklist import Blocklist
 
     block = Blocklist.from_lexicon()
-    train, _ = dataset.split(dataset.load_prompts(), cfg.heldout_fraction, cfg.seed)
-    targets_of = lambda text: [h.surface for h in block.match(text)]  # noqa: E731
-    prompts = dataset.with_adversarial(train, cfg.adversarial_per_prompt, cfg.seed, targets_of)
+    return lambda text: [h.surface for h in block.match(text)]
+
+
+def _training_set(prompts: list[dataset.Prompt], cfg: SemanticConfig) -> tuple[list[str], np.ndarray]:
+    """`prompts` plus `adversarial_per_prompt` respellings of each (train-time augmentation with the
+    same tricks people use), each as written and normalised."""
+    augmented = dataset.with_adversarial(prompts, cfg.adversarial_per_prompt, cfg.seed, _targets_of())
     texts, labels = [], []
-    for p in prompts:
+    for p in augmented:
         for t in dict.fromkeys([p.text, normalize_text(p.text) or p.text]):
             texts.append(t)
             labels.append(dataset.LABELS.index(p.label))
     return texts, np.array(labels)
 
 
-def train_classifier(cfg: SemanticConfig = SemanticConfig(), progress=None) -> SemanticClassifier:
+def _fit(texts: list[str], y: np.ndarray, cfg: SemanticConfig, meta: dict, progress=None) -> SemanticClassifier:
     """Full-batch Adam on weighted cross-entropy + L2; deterministic for a given seed.
 
     Class weights: the safe class and the unsafe classes together weigh the same (half each), and
@@ -129,7 +149,6 @@ def train_classifier(cfg: SemanticConfig = SemanticConfig(), progress=None) -> S
 
     from worldsmith.text import embed_texts
 
-    texts, y = _training_set(cfg)
     x = torch.from_numpy(embed_texts(texts))
     yt = torch.from_numpy(y)
     torch.manual_seed(cfg.seed)
@@ -148,13 +167,51 @@ def train_classifier(cfg: SemanticConfig = SemanticConfig(), progress=None) -> S
         opt.step()
         if progress:
             progress(epoch + 1, cfg.epochs, loss.item())
-    meta = {"config": json.dumps(asdict(cfg)), "prompts_sha256": dataset.prompts_sha256(),
-            "train_examples": len(texts), "final_loss": f"{loss.item():.5f}"}
+    meta = {**meta, "train_examples": len(texts), "final_loss": f"{loss.item():.5f}"}
     return SemanticClassifier(lin.weight.detach().numpy(), lin.bias.detach().numpy(), dataset.LABELS,
                               cfg.temperature, meta)
+
+
+def calibrate_threshold(train: list[dataset.Prompt], cfg: SemanticConfig) -> dict:
+    """Pick the refusal threshold on a validation part of the TRAIN split (see SemanticConfig).
+
+    Returns {"threshold", "val_recall", "val_false_refusal", "val_prompts"}. The refusal simulated is
+    the guard's: a blocklist hit, or P(unsafe) >= threshold."""
+    fit, val = dataset.split(train, cfg.val_fraction, cfg.seed + 1)
+    clf = _fit(*_training_set(fit, cfg), cfg, {})
+    targets_of = _targets_of()
+    # respelled like the benchmark respells held-out prompts, with a seed of the train side's own
+    items = dataset.with_adversarial(val, 2, cfg.seed + 2, targets_of)
+    blocked = np.array([bool(targets_of(p.text)) for p in items])
+    p_unsafe = np.array([p for p, _ in clf.score([p.text for p in items])])
+    unsafe = np.array([p.unsafe for p in items])
+    best = None
+    for t in sorted(cfg.threshold_grid):
+        refused = blocked | (p_unsafe >= t)
+        fr, rec = float(refused[~unsafe].mean()), float(refused[unsafe].mean())
+        if fr <= cfg.max_val_false_refusal:
+            best = {"threshold": t, "val_recall": rec, "val_false_refusal": fr}
+            break
+    if best is None:  # nothing meets the budget: the strictest threshold on the grid
+        t = max(cfg.threshold_grid)
+        refused = blocked | (p_unsafe >= t)
+        best = {"threshold": t, "val_recall": float(refused[unsafe].mean()),
+                "val_false_refusal": float(refused[~unsafe].mean())}
+    return {**best, "val_prompts": len(val)}
+
+
+def train_classifier(cfg: SemanticConfig = SemanticConfig(), progress=None) -> SemanticClassifier:
+    """Calibrate the threshold on a validation part of the train split, then fit on the whole train
+    split (held-out prompts are never used) and store the threshold in the weights' metadata."""
+    train, _ = dataset.split(dataset.load_prompts(), cfg.heldout_fraction, cfg.seed)
+    calib = calibrate_threshold(train, cfg)
+    meta = {"config": json.dumps(asdict(cfg)), "prompts_sha256": dataset.prompts_sha256(),
+            "threshold": calib["threshold"], "calibration": json.dumps(calib)}
+    return _fit(*_training_set(train, cfg), cfg, meta, progress)
 
 
 if __name__ == "__main__":
     clf = train_classifier()
     clf.save(default_weights_path())
-    print(f"wrote {default_weights_path()} ({clf.meta['train_examples']} examples, loss {clf.meta['final_loss']})")
+    print(f"wrote {default_weights_path()} ({clf.meta['train_examples']} examples, loss {clf.meta['final_loss']}, "
+          f"threshold {clf.threshold})")
