@@ -76,6 +76,39 @@ def load_text_cache(path: Path) -> None:
     log(f"text cache: {len(tasks)} task strings loaded from {path}")
 
 
+# ---- results that leave the machine: held-out scores in the log, checkpoints as tar parts ----
+
+def heldout_eval(ckpt: Path, videos: list[Path]) -> None:
+    from worldsmith.tokenizer.files import clips_from_videos, evaluate_clips
+    from worldsmith.tokenizer.run import load_tokenizer
+
+    if not videos:
+        return
+    model = load_tokenizer(ckpt)
+    clips = clips_from_videos([str(v) for v in videos], 64, 113, model.config.spatial_compression)
+    m = evaluate_clips(model, clips)
+    log(f"held-out {[v.name for v in videos]} on {ckpt.name}: PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}")
+
+
+def pack(ckpt: Path, dest: Path | None, part_bytes: int = 15 * 2**20) -> None:
+    """Tar and gzip `ckpt` into `dest`/<name>.tgz, cut into parts under `part_bytes` when larger (`cat` joins them)."""
+    import io
+    import tarfile
+
+    if dest is None:
+        return
+    dest.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(ckpt, arcname=ckpt.name)
+    data = buf.getvalue()
+    parts = [data[i:i + part_bytes] for i in range(0, len(data), part_bytes)]
+    for i, part in enumerate(parts):
+        name = f"{ckpt.name}.tgz" if len(parts) == 1 else f"{ckpt.name}.tgz.{i:02d}"
+        (dest / name).write_bytes(part)
+    log(f"packed {ckpt.name}: {len(data) / 2**20:.1f} MB in {len(parts)} part(s)")
+
+
 # ---- budgeted training ----
 
 def steps_per_s(run_dir: Path) -> float:
@@ -102,8 +135,13 @@ def main() -> None:
     ap.add_argument("--text-cache", type=Path)
     ap.add_argument("--make-text-cache", type=Path)
     ap.add_argument("--budget", action="append", default=[], help="stage=seconds for cv, dv, dit, ar (0 skips)")
-    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--batch", type=int, default=32, help="world-model batch")
+    ap.add_argument("--tok-batch", type=int, default=64, help="tokenizer batch")
+    ap.add_argument("--heldout", type=Path, action="append", default=[],
+                    help="video(s) to evaluate each tokenizer on after training (held-out footage)")
+    ap.add_argument("--pack", type=Path, help="also tar each exported checkpoint into this folder (<=15 MB parts)")
     ap.add_argument("--dit-preset", default="nano")
+    ap.add_argument("--dit-set", action="append", default=[], help="DiT overrides, e.g. model.patch=1")
     ap.add_argument("--ar-preset", default="tiny")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--ckpt-dir", type=Path, default=Path("checkpoints"), help="where to export (relative to the repo)")
@@ -124,18 +162,25 @@ def main() -> None:
     precision = "bf16" if torch.cuda.is_available() else "fp32"
     log(f"device: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu'}, precision {precision}")
     args.runs.mkdir(parents=True, exist_ok=True)
+    torch.backends.cudnn.benchmark = True  # fixed clip shapes: let cuDNN pick its fastest convolutions once
     ckpt = args.ckpt_dir  # relative paths are stored in the world models' configs
 
-    from worldsmith.tokenizer.run import export_checkpoint, run_config as tok_config, train_tokenizer
+    from worldsmith.tokenizer.run import export_checkpoint, open_clips, run_config as tok_config, train_tokenizer
+
+    clips = {}  # one preloaded dataset for every tokenizer run (probe and real, CV and DV)
 
     def tok_stage(kind: str, init: Path | None) -> None:
-        common = [f"train.batch_size={args.batch}", f"train.device={args.device}", f"train.precision={precision}",
-                  "data.split=all", "train.lr=0.001", "train.log_every=10",
-                  f"train.num_workers={6 if torch.cuda.is_available() else 0}"]  # decoding clips feeds the GPU
+        # Clips are preloaded into memory (data.preload), so the training process feeds the GPU by itself.
+        common = [f"train.batch_size={args.tok_batch}", f"train.device={args.device}", f"train.precision={precision}",
+                  "data.split=all", "train.lr=0.001", "train.log_every=10", "train.num_workers=0"]
 
         def train(out: Path, steps: int, extra=()):
             cfg = tok_config(f"{kind}-4x8x8", [str(r) for r in roots], common + [f"train.steps={steps}", *extra])
-            return train_tokenizer(cfg, out, show_progress=False, init_from=init)
+            if "data" not in clips:
+                t = time.time()
+                clips["data"] = open_clips(cfg.data, cfg.model)
+                log(f"tokenizer data: {len(clips['data'])} clips preloaded in {time.time() - t:.1f}s")
+            return train_tokenizer(cfg, out, show_progress=False, init_from=init, data=clips["data"])
 
         steps = budget_steps(kind, lambda d: train(d, 30), budget[kind], args.runs, 50, 100000)
         out = args.runs / f"{kind}-4x8x8-tiny"
@@ -143,6 +188,8 @@ def main() -> None:
         m = train(out, steps, [f"train.ckpt_every={max(100, steps // 4)}", "train.warmup_steps=200"])
         export_checkpoint(out, ckpt / f"{kind}-4x8x8-tiny", "float16")
         log(f"{kind}: {steps} steps, last metrics {json.dumps({k: round(v, 4) for k, v in m.items()})}")
+        heldout_eval(ckpt / f"{kind}-4x8x8-tiny", args.heldout)
+        pack(ckpt / f"{kind}-4x8x8-tiny", args.pack)
 
     if budget["cv"] > 0:
         tok_stage("cv", None)
@@ -150,37 +197,56 @@ def main() -> None:
         tok_stage("dv", args.runs / "cv-4x8x8-tiny")
 
     if budget["dit"] > 0:
-        from worldsmith.train.diffusion import run_config as dit_config, train_diffusion
-        from worldsmith.train.trainer import export_run
-
-        def dit(out: Path, steps: int):
-            cfg = dit_config(args.dit_preset, [str(robot)], str(ckpt / "cv-4x8x8-tiny"),
-                             [f"train.batch_size={args.batch}", f"train.device={args.device}",
-                              f"train.precision={precision}", "train.log_every=10",
-                              f"train.ckpt_every={max(100, steps // 4)}"], steps=steps)
-            return train_diffusion(cfg, out, show_progress=False)
-
-        steps = budget_steps("dit", lambda d: dit(d, 30), budget["dit"], args.runs, 50, 100000)
-        out = args.runs / "diffusion-robot-tiny"
-        shutil.rmtree(out, ignore_errors=True)
-        m = dit(out, steps)
-        export_run(out, ckpt / "diffusion-robot-tiny", half=True)
-        log(f"dit: {steps} steps, last metrics {json.dumps({k: round(v, 4) for k, v in m.items()})}")
-
+        guarded("dit", lambda: dit_stage(args, budget, robot, ckpt, precision))
     if budget["ar"] > 0:
-        from worldsmith.train.trainer import export_run
-        from worldsmith.wfm.ar_train import train_ar_command
+        guarded("ar", lambda: ar_stage(args, budget, robot, ckpt, precision))
 
-        def ar(out: Path, steps: int):
-            return train_ar_command(args.ar_preset, [str(robot)], str(ckpt / "dv-4x8x8-tiny"), str(out), steps, args.batch,
-                                    1e-3, precision, args.device, 0, ["train.log_every=10"], None)
 
-        steps = budget_steps("ar", lambda d: ar(d, 30), budget["ar"], args.runs, 50, 100000)
-        out = args.runs / "ar-robot-tiny"
-        shutil.rmtree(out, ignore_errors=True)
-        m = ar(out, steps)
-        export_run(out, ckpt / "ar-robot-tiny", half=True)
-        log(f"ar: {steps} steps, last metrics {json.dumps({k: round(v, 4) for k, v in m.items()})}")
+def guarded(name: str, stage) -> None:
+    """A world-model stage that fails is logged and the next one still runs (the tokenizers came first)."""
+    import traceback
+
+    try:
+        stage()
+    except Exception:
+        log(f"{name}: FAILED\n{traceback.format_exc()}")
+
+
+def dit_stage(args, budget, robot: Path, ckpt: Path, precision: str) -> None:
+    from worldsmith.train.diffusion import run_config as dit_config, train_diffusion
+    from worldsmith.train.trainer import export_run
+
+    def dit(out: Path, steps: int):
+        cfg = dit_config(args.dit_preset, [str(robot)], str(ckpt / "cv-4x8x8-tiny"),
+                         [f"train.batch_size={args.batch}", f"train.device={args.device}",
+                          f"train.precision={precision}", "train.log_every=10",
+                          f"train.ckpt_every={max(100, steps // 4)}", *args.dit_set], steps=steps)
+        return train_diffusion(cfg, out, show_progress=False)
+
+    steps = budget_steps("dit", lambda d: dit(d, 30), budget["dit"], args.runs, 50, 100000)
+    out = args.runs / "diffusion-robot-tiny"
+    shutil.rmtree(out, ignore_errors=True)
+    m = dit(out, steps)
+    export_run(out, ckpt / "diffusion-robot-tiny", half=True)
+    log(f"dit: {steps} steps, last metrics {json.dumps({k: round(v, 4) for k, v in m.items()})}")
+    pack(ckpt / "diffusion-robot-tiny", args.pack)
+
+
+def ar_stage(args, budget, robot: Path, ckpt: Path, precision: str) -> None:
+    from worldsmith.train.trainer import export_run
+    from worldsmith.wfm.ar_train import train_ar_command
+
+    def ar(out: Path, steps: int):
+        return train_ar_command(args.ar_preset, [str(robot)], str(ckpt / "dv-4x8x8-tiny"), str(out), steps, args.batch,
+                                1e-3, precision, args.device, 0, ["train.log_every=10"], None)
+
+    steps = budget_steps("ar", lambda d: ar(d, 30), budget["ar"], args.runs, 50, 100000)
+    out = args.runs / "ar-robot-tiny"
+    shutil.rmtree(out, ignore_errors=True)
+    m = ar(out, steps)
+    export_run(out, ckpt / "ar-robot-tiny", half=True)
+    log(f"ar: {steps} steps, last metrics {json.dumps({k: round(v, 4) for k, v in m.items()})}")
+    pack(ckpt / "ar-robot-tiny", args.pack)
 
 
 if __name__ == "__main__":
