@@ -161,3 +161,16 @@ def test_dv_warm_start_from_a_cv_run(trained_run):
     assert skipped == ["decoder.conv_in.weight", "encoder.conv_out.bias", "encoder.conv_out.weight"]
     cv = load_tokenizer(trained_run)
     assert torch.equal(dv.decoder.conv_out.weight, cv.decoder.conv_out.weight)
+
+
+def test_decoder_only_finetune_keeps_the_latents_and_changes_the_decoder(trained_run, video_folder, tmp_path):
+    out = tmp_path / "dec"
+    cfg = run_config("cv-4x8x8", [str(video_folder)], SMALL + ["train.steps=3", "train.lr=0.01"])
+    train_tokenizer(cfg, out, show_progress=False, init_from=trained_run, decoder_only=True)
+    before, after = load_tokenizer(trained_run), load_tokenizer(out)
+    video = torch.rand(1, 3, 5, 32, 32) * 2 - 1
+    assert torch.equal(before.encode(video), after.encode(video))  # world models trained on these latents still fit
+    assert not torch.equal(before.decoder.conv_out.weight, after.decoder.conv_out.weight)
+    assert json.loads((out / "config.json").read_text())["finetune"] == "decoder"
+    with pytest.raises(TokenizerError, match="--init"):
+        train_tokenizer(cfg, tmp_path / "nothing", show_progress=False, decoder_only=True)

@@ -34,6 +34,8 @@ def train(
     set_: list[str] = typer.Option([], "--set", help="Override model.X / loss.X / data.X / train.X (repeatable)."),
     init: Optional[Path] = typer.Option(None, help="Warm-start a new run from another tokenizer run's matching "
                                                    "weights (e.g. a DV from a trained CV)."),
+    decoder_only: bool = typer.Option(False, "--decoder-only", help="Freeze the --init tokenizer's encoder and train "
+                                      "its decoder: latents/token ids stay identical, so world models keep working."),
     quiet: bool = typer.Option(False, help="No progress bar."),
 ) -> None:
     """Train a causal video tokenizer with L1 + SSIM losses, EMA and resume.
@@ -53,7 +55,7 @@ def train(
     overrides = list(set_) + ([f"train.steps={steps}"] if steps is not None else [])
     try:
         cfg = run_config(preset, [str(d) for d in data], overrides)
-        metrics = train_tokenizer(cfg, out, show_progress=not quiet, init_from=init)
+        metrics = train_tokenizer(cfg, out, show_progress=not quiet, init_from=init, decoder_only=decoder_only)
     except (ConfigError, TokenizerError, DatasetError, VideoError, ValueError) as e:
         _fail(str(e))
     typer.echo(json.dumps({"run": str(out), **{k: round(v, 5) for k, v in metrics.items()}}))
