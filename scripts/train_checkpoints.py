@@ -142,6 +142,7 @@ def main() -> None:
     ap.add_argument("--pack", type=Path, help="also tar each exported checkpoint into this folder (<=15 MB parts)")
     ap.add_argument("--dit-preset", default="nano")
     ap.add_argument("--dit-set", action="append", default=[], help="DiT overrides, e.g. model.patch=1")
+    ap.add_argument("--tok-set", action="append", default=[], help="tokenizer overrides, e.g. train.lr=0.0003")
     ap.add_argument("--ar-preset", default="tiny")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--ckpt-dir", type=Path, default=Path("checkpoints"), help="where to export (relative to the repo)")
@@ -170,9 +171,13 @@ def main() -> None:
     clips = {}  # one preloaded dataset for every tokenizer run (probe and real, CV and DV)
 
     def tok_stage(kind: str, init: Path | None) -> None:
-        # Clips are preloaded into memory (data.preload), so the training process feeds the GPU by itself.
+        # Clips are preloaded into memory (data.preload), so the training process feeds the GPU by itself
+        # (H200, batch 64, bf16: 14 steps/s). lr 1e-3 with batch 64 in bf16 diverged there at step ~250 (a grad-norm
+        # spike of 444, then a plateau at 12 dB), so the recipe is now 3e-4 with a longer warmup (not yet run on a GPU); fp32 on the H200
+        # ran this tokenizer at 1.7 steps/s, 8x slower than bf16.
         common = [f"train.batch_size={args.tok_batch}", f"train.device={args.device}", f"train.precision={precision}",
-                  "data.split=all", "train.lr=0.001", "train.log_every=10", "train.num_workers=0"]
+                  "data.split=all", "train.lr=0.0003", "train.warmup_steps=300", "train.log_every=10",
+                  "train.num_workers=0", *args.tok_set]
 
         def train(out: Path, steps: int, extra=()):
             cfg = tok_config(f"{kind}-4x8x8", [str(r) for r in roots], common + [f"train.steps={steps}", *extra])
@@ -180,12 +185,13 @@ def main() -> None:
                 t = time.time()
                 clips["data"] = open_clips(cfg.data, cfg.model)
                 log(f"tokenizer data: {len(clips['data'])} clips preloaded in {time.time() - t:.1f}s")
-            return train_tokenizer(cfg, out, show_progress=False, init_from=init, data=clips["data"])
+            warm = init if init is not None and (init / "ema.safetensors").exists() else None
+            return train_tokenizer(cfg, out, show_progress=False, init_from=warm, data=clips["data"])
 
         steps = budget_steps(kind, lambda d: train(d, 30), budget[kind], args.runs, 50, 100000)
         out = args.runs / f"{kind}-4x8x8-tiny"
         shutil.rmtree(out, ignore_errors=True)
-        m = train(out, steps, [f"train.ckpt_every={max(100, steps // 4)}", "train.warmup_steps=200"])
+        m = train(out, steps, [f"train.ckpt_every={max(100, steps // 4)}"])
         export_checkpoint(out, ckpt / f"{kind}-4x8x8-tiny", "float16")
         log(f"{kind}: {steps} steps, last metrics {json.dumps({k: round(v, 4) for k, v in m.items()})}")
         heldout_eval(ckpt / f"{kind}-4x8x8-tiny", args.heldout)
