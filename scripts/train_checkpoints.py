@@ -8,12 +8,15 @@ The world models condition on text. A machine without the all-MiniLM-L6-v2 packa
 a text-embedding cache made beforehand on a machine that has it:
 
     python scripts/train_checkpoints.py --make-text-cache runs/gpu/text_cache.safetensors --data-root runs/gpu
-    python scripts/train_checkpoints.py --data-root runs/gpu --text-cache runs/gpu/text_cache.safetensors \
-        --budget cv=150 --budget dv=90 --budget dit=140 --budget ar=100
 
 Data: `--data-root` holds LeRobot datasets made by `worldsmith data generate` (robot, camera, physics, driving,
-atari, videos; see the checkpoint READMEs for the exact commands). The tokenizers train on all of them; the
-world models on `robot`.
+atari, videos): `scripts/chain_data.sh runs/gpu` makes them. The tokenizers train on all of them; the world models
+on `robot`. On a GPU box (H200) the whole chain with these budgets takes under 10 minutes (run once, 2026-11-26,
+with lr 1e-3 for the tokenizers, which diverged; the lr is 3e-4 now):
+
+    python scripts/train_checkpoints.py --data-root runs/gpu --text-cache runs/gpu/text_cache.safetensors \
+        --budget cv=160 --budget dv=95 --budget dit=90 --budget ar=75 --heldout runs/gpu/heldout/carphone_pristine.mp4 \
+        --dit-set model.patch=1 --dit-set model.width=160 --dit-set model.depth=8 --dit-set model.heads=5 --pack OUT
 """
 
 from __future__ import annotations
@@ -220,7 +223,6 @@ def guarded(name: str, stage) -> None:
 
 def dit_stage(args, budget, robot: Path, ckpt: Path, precision: str) -> None:
     from worldsmith.train.diffusion import run_config as dit_config, train_diffusion
-    from worldsmith.train.trainer import export_run
 
     def dit(out: Path, steps: int):
         cfg = dit_config(args.dit_preset, [str(robot)], str(ckpt / "cv-4x8x8-tiny"),
@@ -229,30 +231,29 @@ def dit_stage(args, budget, robot: Path, ckpt: Path, precision: str) -> None:
                           f"train.ckpt_every={max(100, steps // 4)}", *args.dit_set], steps=steps)
         return train_diffusion(cfg, out, show_progress=False)
 
-    steps = budget_steps("dit", lambda d: dit(d, 30), budget["dit"], args.runs, 50, 100000)
-    out = args.runs / "diffusion-robot-tiny"
-    shutil.rmtree(out, ignore_errors=True)
-    m = dit(out, steps)
-    export_run(out, ckpt / "diffusion-robot-tiny", half=True)
-    log(f"dit: {steps} steps, last metrics {json.dumps({k: round(v, 4) for k, v in m.items()})}")
-    pack(ckpt / "diffusion-robot-tiny", args.pack)
+    budgeted_world_model("dit", dit, budget["dit"], args.runs / "diffusion-robot-tiny", ckpt, args.pack)
 
 
 def ar_stage(args, budget, robot: Path, ckpt: Path, precision: str) -> None:
-    from worldsmith.train.trainer import export_run
     from worldsmith.wfm.ar_train import train_ar_command
 
     def ar(out: Path, steps: int):
         return train_ar_command(args.ar_preset, [str(robot)], str(ckpt / "dv-4x8x8-tiny"), str(out), steps, args.batch,
                                 1e-3, precision, args.device, 0, ["train.log_every=10"], None)
 
-    steps = budget_steps("ar", lambda d: ar(d, 30), budget["ar"], args.runs, 50, 100000)
-    out = args.runs / "ar-robot-tiny"
+    budgeted_world_model("ar", ar, budget["ar"], args.runs / "ar-robot-tiny", ckpt, args.pack)
+
+
+def budgeted_world_model(name: str, train, budget_s: float, out: Path, ckpt: Path, pack_dir: Path | None) -> None:
+    """Probe `train(out, steps)`'s rate, train as many steps as fit `budget_s`, export fp16 into `ckpt`/<out name>."""
+    from worldsmith.train.trainer import export_run
+
+    steps = budget_steps(name, lambda d: train(d, 30), budget_s, out.parent, 50, 100000)
     shutil.rmtree(out, ignore_errors=True)
-    m = ar(out, steps)
-    export_run(out, ckpt / "ar-robot-tiny", half=True)
-    log(f"ar: {steps} steps, last metrics {json.dumps({k: round(v, 4) for k, v in m.items()})}")
-    pack(ckpt / "ar-robot-tiny", args.pack)
+    m = train(out, steps)
+    export_run(out, ckpt / out.name, half=True)
+    log(f"{name}: {steps} steps, last metrics {json.dumps({k: round(v, 4) for k, v in m.items()})}")
+    pack(ckpt / out.name, pack_dir)
 
 
 if __name__ == "__main__":
