@@ -84,3 +84,19 @@ def test_added_terms_and_idioms_do_not_misfire(block, text):
 
 def test_idiom_allow_entry_is_exact(block):
     assert block.match("a bomb on stage")[0].category == "weapons"
+
+
+@pytest.mark.parametrize("text,term", [
+    ("a mur der scene in the alley", "murder"), ("a sui cide note on the desk", "suicide"),
+    ("soldiers tor ture a prisoner", "torture"), ("a mas sacre in the village", "massacre"),
+])
+def test_words_split_in_two_halves_are_rejoined(block, text, term):
+    assert term in {h.term for h in block.match(text)}
+
+
+@pytest.mark.parametrize("text", ["be at the park at noon", "a window c l e a n e r on a s k y s c r a p e r",
+                                  "a s u s p i c i o u s bag", "the man is at home"])
+def test_rejoining_does_not_invent_terms(block, text):
+    """Two whole words are compared with whole terms only, and a spaced-out word is not searched
+    inside ("s k y s c r a p e r" holds "rape")."""
+    assert block.match(text) == []

@@ -1,6 +1,6 @@
 """The labelled prompt set and its splits: held-out prompts never reach training or calibration."""
 
-from worldsmith.guardrail.dataset import LABELS, load_prompts, split
+from worldsmith.guardrail.dataset import LABELS, Prompt, load_prompts, split, split_draw
 
 
 def test_calibration_never_sees_heldout_prompts():
@@ -13,10 +13,23 @@ def test_calibration_never_sees_heldout_prompts():
     assert not {p.text for p in val} & held_texts
 
 
-def test_split_is_stratified_and_deterministic():
+def test_split_is_deterministic_and_close_to_the_fraction_per_label():
     prompts = load_prompts()
     train, held = split(prompts, 0.3, 0)
     assert split(prompts, 0.3, 0) == (train, held)
     for label in LABELS:
         n = sum(p.label == label for p in prompts)
-        assert sum(p.label == label for p in held) == round(0.3 * n)
+        k = sum(p.label == label for p in held)
+        assert abs(k - 0.3 * n) <= 3 * (0.21 * n) ** 0.5 + 1  # within 3 binomial standard deviations
+
+
+def test_adding_prompts_never_moves_existing_ones_between_splits():
+    """The side of a prompt is a hash of its own text: a grown prompt set keeps every old prompt
+    where it was (a seeded shuffle would move many and leak held-out prompts into training)."""
+    prompts = load_prompts()
+    _, held = split(prompts, 0.3, 0)
+    extra = [Prompt(f"A robot arm stacks {n} cups on a tray", "safe") for n in range(200)]
+    mixed = extra[:100] + prompts[::-1] + extra[100:]
+    _, held_grown = split(mixed, 0.3, 0)
+    assert {p.text for p in held} == {p.text for p in held_grown if p not in extra}
+    assert split_draw("some prompt", 0) == split_draw("some prompt", 0) != split_draw("some prompt", 1)

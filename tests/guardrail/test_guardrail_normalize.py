@@ -102,3 +102,8 @@ def test_words_in_other_scripts_are_left_alone():
     assert fold_unicode("\u0431\u043e\u043c\u0431\u0430") == "\u0431\u043e\u043c\u0431\u0430"
     assert fold_unicode("\u0431\u043e\u043c\u0431\u0430 b\u043emb") == "\u0431\u043e\u043c\u0431\u0430 bomb"
     assert normalize_text("caf\u00e9 na\u00efve") == "cafe naive"
+
+
+def test_letter_runs_cut_to_one_or_to_two():
+    assert normalize_text("a peeerson with a knifffe") == "a person with a knife"
+    assert normalize_text("killllll it", keep_doubles=True) == "kill it"

@@ -3,7 +3,8 @@
 A term is a word or a phrase from `lexicon.yaml` (plus the policy's additions), turned into word
 skeletons by the same normaliser as the prompt, so "b0mb", "b.o.m.b", "bombing" all meet "bomb".
 A hit inside an allow-listed phrase ("bath bomb", "kill the process") is dropped. Terms are also
-searched *inside* runs of short fragments ("bo mb"), the one place where word boundaries lie.
+searched *inside* runs of short fragments ("bo mb"), the one place where word boundaries lie, and
+single-word terms are compared with two neighbouring words joined ("mur der").
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from pathlib import Path
 
 import yaml
 
-from worldsmith.guardrail.normalize import normalize_tokens, skeleton, squashed_fragments, Token
+from worldsmith.guardrail.normalize import adjacent_pairs, normalize_tokens, skeleton, squashed_fragments, Token
 
 # Skipped when matching phrases, so "shoot the people" meets "shoot people".
 STOPWORDS = frozenset({"a", "an", "the", "some", "this", "that", "these", "those"})
 # Reported first when several categories fire.
 CATEGORY_PRIORITY = ("sexual_minors", "weapons", "violence", "self_harm", "sexual", "hate")
 MIN_INSIDE_LEN = 4  # shorter skeletons are too common to search inside squashed fragments
+MIN_JOINED_LEN = 5  # single-word terms at least this long are also matched against two joined words
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,14 @@ def _priority(category: str) -> int:
     return CATEGORY_PRIORITY.index(category) if category in CATEGORY_PRIORITY else len(CATEGORY_PRIORITY)
 
 
+def _inside_spaced_word(run: list[tuple[str, str]], i: int, j: int) -> bool:
+    """Whether run[i:j] is single letters with more single letters on a side: part of a longer
+    spaced-out word ("s k y s c r a p e r"), which `normalize_tokens` already matches whole, and
+    in which a term found ("rape") is only a piece of another word."""
+    single = lambda k: 0 <= k < len(run) and len(run[k][0]) == 1  # noqa: E731
+    return all(single(k) for k in range(i, j)) and (single(i - 1) or single(j))
+
+
 def _inside(key: str, runs: list[list[tuple[str, str]]]) -> str | None:
     """The shortest stretch of fragments whose joined skeleton contains `key`, as written."""
     best = None
@@ -70,6 +80,8 @@ def _inside(key: str, runs: list[list[tuple[str, str]]]) -> str | None:
         for i in range(len(run)):
             for j in range(i + 1, len(run) + 1):
                 if key in skeleton("".join(w for w, _ in run[i:j]), False):
+                    if _inside_spaced_word(run, i, j) or key in skeleton("".join(w for w, _ in run[i + 1:j]), False):
+                        break  # part of a longer spaced word, or not the shortest stretch from i
                     if best is None or j - i < best[1] - best[0]:
                         best = (i, j, run)
                     break
@@ -117,6 +129,15 @@ class Blocklist:
             surface = _inside(key, runs)
             if surface:
                 hits.append(Hit(term.category, term.text, surface))
+        # a word split in two halves ("mur der"): two neighbouring words joined equal a whole term
+        pairs = adjacent_pairs(text)
+        for term in self.terms:
+            if len(term.keys) != 1 or len(term.text) < MIN_JOINED_LEN or any(h.term == term.text for h in hits):
+                continue
+            for joined, surface in pairs:
+                if skeleton(joined, not term.exact) == term.keys[0]:
+                    hits.append(Hit(term.category, term.text, surface))
+                    break
         # sexual content that names a minor is the most severe category of all
         if any(h.category == "sexual" for h in hits) and any(_find(m, toks) for m in self.minor):
             hits = [Hit("sexual_minors", h.term, h.surface) if h.category == "sexual" else h for h in hits]

@@ -127,7 +127,7 @@ def video_cmd(
 @app.command("train")
 def train_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="Weights file (default: the shipped semantic.safetensors)."),
-    seed: int = typer.Option(0, help="Seed of the train/held-out split, the adversarial respellings and the init."),
+    seed: int = typer.Option(0, help="Seed of the train/held-out split hash, the adversarial respellings and the init."),
 ) -> None:
     """Retrain the semantic classifier from the shipped labelled prompts (reproduces the shipped weights);
     the refusal threshold is calibrated on a validation part of the train split and stored with them.

@@ -1,6 +1,6 @@
-"""The labelled prompt set (`prompts.txt`), its seeded train/held-out split, and adversarial spellings.
+"""The labelled prompt set (`prompts.txt`), its train/held-out split, and adversarial spellings.
 
-The split is stratified by label and fixed by seed, so the classifier shipped in
+The split is a hash of each prompt's text (see `split`), so the classifier shipped in
 `semantic.safetensors` never saw a held-out prompt. Adversarial variants rewrite the words that
 matter (the blocklist hits, else the longest words) with the tricks people use: leetspeak,
 spaced or dotted letters, repeated letters, accents, full-width letters, mixed case, split words.
@@ -50,16 +50,21 @@ def load_prompts() -> list[Prompt]:
     return out
 
 
+def split_draw(text: str, seed: int = 0) -> float:
+    """A number in [0, 1) fixed by the prompt text (and the seed) alone: sha256 of "seed:text"."""
+    digest = hashlib.sha256(f"{seed}:{text}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0 ** 64
+
+
 def split(prompts: list[Prompt], heldout_fraction: float = 0.3, seed: int = 0) -> tuple[list[Prompt], list[Prompt]]:
-    """Stratified by label: each label keeps `heldout_fraction` of its prompts out of training."""
-    rng = random.Random(seed)
+    """(train, held-out): a prompt is held out when the hash draw of its own text is below
+    `heldout_fraction`. Each prompt's side depends on nothing else, so adding or removing prompts
+    never moves an existing prompt between the splits (a seeded shuffle would reshuffle them all
+    and leak old held-out prompts into training). Labels are stratified only on average (each
+    label's held-out share is a binomial draw around `heldout_fraction`)."""
     train, held = [], []
-    for label in LABELS:
-        group = [p for p in prompts if p.label == label]
-        rng.shuffle(group)
-        k = round(len(group) * heldout_fraction)
-        held += group[:k]
-        train += group[k:]
+    for p in prompts:
+        (held if split_draw(p.text, seed) < heldout_fraction else train).append(p)
     return train, held
 
 

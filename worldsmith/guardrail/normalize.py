@@ -176,9 +176,20 @@ def squashed_fragments(text: str, max_fragment: int = 3) -> list[list[tuple[str,
     return out
 
 
-def normalize_text(text: str) -> str:
-    """The prompt as a readable normalised string (leet undone, tricks joined, repeats kept),
-    used as a second input to the semantic classifier."""
+def adjacent_pairs(text: str, min_part: int = 2) -> list[tuple[str, str]]:
+    """(joined word, surface) for every two neighbouring alphabetic words of >= `min_part` letters:
+    the "split word" trick cuts a word in two longer halves ("poi son", "explo sives") that the
+    short-fragment runs of `squashed_fragments` do not cover. The matcher compares the join with
+    whole blocklist terms only (never searches inside it), so "be at" can only meet a term "beat"."""
+    words = [(w, raw) for w, raw in _clean_words(text) if w.isalpha()]
+    return [(a + b, f"{ra} {rb}") for (a, ra), (b, rb) in zip(words, words[1:])
+            if len(a) >= min_part and len(b) >= min_part]
+
+
+def normalize_text(text: str, keep_doubles: bool = False) -> str:
+    """The prompt as a readable normalised string (leet undone, tricks joined, runs of >= 3 equal
+    letters cut to one, or to two with `keep_doubles`: "peeerson" -> "person", "killlll" -> "kill"),
+    used as a further reading for the semantic classifier."""
     words = [_deleet(w) for w, _ in _raw_words(text)]
     out, run = [], []
     for w in words + [""]:
@@ -189,5 +200,5 @@ def normalize_text(text: str) -> str:
             out.append("".join(run) if len(run) >= 3 else " ".join(run))
             run = []
         if w:
-            out.append(re.sub(r"(.)\1{2,}", r"\1", w))
+            out.append(re.sub(r"(.)\1{2,}", r"\1\1" if keep_doubles else r"\1", w))
     return " ".join(out)

@@ -2,11 +2,11 @@
 
 Catches unsafe prompts that use no blocklisted word ("make him stop breathing for good"). The
 classifier has one class per label in `dataset.LABELS`; P(unsafe) = 1 - P(safe), and the category
-reported is the most probable unsafe class. Each prompt is scored twice, as written and after
-`normalize_text` (leetspeak undone, spaced letters joined), and the higher P(unsafe) counts, so a
-respelling cannot hide a prompt from the model either.
+reported is the most probable unsafe class. Each prompt is scored in several `readings` (as written,
+normalised, letter runs cut, split words rejoined) and the highest P(unsafe) counts, so a respelling
+cannot hide a prompt from the model either.
 
-Reproduce the shipped weights (`semantic.safetensors`, ~11 KB, never pickle):
+Reproduce the shipped weights (`semantic.safetensors`, ~100 KB, never pickle):
     worldsmith guard train            # or: python -m worldsmith.guardrail.semantic
 It trains on the seeded train split of `prompts.txt` plus adversarial respellings of it, and stores
 the refusal threshold calibrated on a validation part of that train split in the weights' metadata
@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -36,16 +37,75 @@ class SemanticConfig:
     lr: float = 0.05
     l2: float = 1e-3  # penalty on the weights: without it the model memorises the few hundred prompts
     temperature: float = 0.3  # embeddings are unit vectors: logits = (W e + b) / temperature
+    # one ReLU hidden layer of this width before the softmax (0: linear). 64 units: validation recall
+    # at <= 0.02 false refusals 0.858 vs 0.833 linear (issue 7, round 2); ~100 KB of weights
+    hidden: int = 64
     # Threshold calibration, on the TRAIN split only (the held-out split is never looked at): a
     # model fitted on (1 - val_fraction) of the train split scores the rest plus respellings of it;
     # the threshold is the lowest P(unsafe) at which blocklist + classifier refuse at most
     # `max_val_false_refusal` of those safe validation prompts (most recall within that budget).
     val_fraction: float = 0.25
     max_val_false_refusal: float = 0.02
-    threshold_grid: tuple[float, ...] = tuple(round(0.30 + 0.01 * i, 2) for i in range(66))  # 0.30 .. 0.95
+    threshold_grid: tuple[float, ...] = tuple(round(0.30 + 0.01 * i, 2) for i in range(70))  # 0.30 .. 0.99
 
 
 DEFAULT_THRESHOLD = 0.7  # for weights saved before calibration existed
+
+
+@lru_cache(maxsize=65536)
+def _wordpieces(word: str) -> int:
+    from worldsmith.text import _model
+
+    return len(_model().tokenizer.tokenize(word))
+
+
+@lru_cache(maxsize=1)
+def _vocab() -> frozenset[str]:
+    from worldsmith.text import _model
+
+    return frozenset(_model().tokenizer.get_vocab())
+
+
+def _in_vocab(word: str) -> bool:
+    return word in _vocab()
+
+
+def rejoin_fragments(text: str) -> str:
+    """Neighbouring words joined where the join reads as a word: at most two word pieces of the
+    embedding model's vocabulary, fewer than the halves took, and not both halves words of that
+    vocabulary ("poi son" -> "poison", "explo sives" -> "explosives"; "be at" stays apart). Joins
+    that save the most pieces are taken first and never overlap ("pours poi son": "poi son")."""
+    words = text.split()
+    gains = []
+    for i, (a, b) in enumerate(zip(words, words[1:])):
+        if not (a.isalpha() and b.isalpha()) or (_in_vocab(a) and _in_vocab(b)):
+            continue
+        joined = _wordpieces(a + b)
+        if joined <= 2 and joined < _wordpieces(a) + _wordpieces(b):
+            gains.append((_wordpieces(a) + _wordpieces(b) - joined, -i))
+    taken: set[int] = set()
+    for _, neg_i in sorted(gains, reverse=True):
+        if -neg_i not in taken and -neg_i + 1 not in taken:
+            taken.update((-neg_i, -neg_i + 1))
+    out, i = [], 0
+    while i < len(words):
+        if i in taken:
+            out.append(words[i] + words[i + 1])
+            i += 2
+        else:
+            out.append(words[i])
+            i += 1
+    return " ".join(out)
+
+
+def readings(text: str) -> list[str]:
+    """The distinct readings of a prompt that the classifier scores (the guard refuses on the most
+    unsafe one, so a respelling has to fool every reading): as written; normalised (leet undone,
+    spaced letters joined, letter runs cut to one); letter runs cut to two instead ("killll" ->
+    "kill"); and the normalised text with split words rejoined ("poi son" -> "poison")."""
+    norm = normalize_text(text) or text
+    doubles = normalize_text(text, keep_doubles=True) or text
+    return list(dict.fromkeys([text, norm, doubles, rejoin_fragments(norm)]))
 
 
 def default_weights_path() -> Path:
@@ -54,9 +114,11 @@ def default_weights_path() -> Path:
 
 class SemanticClassifier:
     def __init__(self, weight: np.ndarray, bias: np.ndarray, labels: tuple[str, ...], temperature: float,
-                 meta: dict | None = None):
-        self.weight = weight.astype(np.float32)  # (C, 384)
+                 meta: dict | None = None, hidden: tuple[np.ndarray, np.ndarray] | None = None):
+        self.weight = weight.astype(np.float32)  # (C, 384), or (C, H) after a hidden layer
         self.bias = bias.astype(np.float32)  # (C,)
+        # optional ReLU layer (H, 384) and (H,) in front of the softmax layer
+        self.hidden = None if hidden is None else (hidden[0].astype(np.float32), hidden[1].astype(np.float32))
         self.labels = tuple(labels)
         self.temperature = float(temperature)
         self.meta = meta or {}
@@ -67,6 +129,8 @@ class SemanticClassifier:
         return float(self.meta.get("threshold", DEFAULT_THRESHOLD))
 
     def probs(self, emb: np.ndarray) -> np.ndarray:
+        if self.hidden is not None:
+            emb = np.maximum(emb @ self.hidden[0].T + self.hidden[1], 0.0)
         logits = (emb @ self.weight.T + self.bias) / self.temperature
         logits -= logits.max(axis=1, keepdims=True)
         e = np.exp(logits)
@@ -74,8 +138,7 @@ class SemanticClassifier:
 
     def score(self, texts: list[str], categories: list[str] | None = None) -> list[tuple[float, str]]:
         """(P(unsafe), most probable unsafe category) per text. P(unsafe) sums the probabilities of
-        `categories` (default: every unsafe label) and is the max over the text as written and
-        normalised."""
+        `categories` (default: every unsafe label) and is the max over the text's `readings`."""
         from worldsmith.text import embed_texts
 
         cats = [c for c in (categories or self.labels) if c in self.labels and c != "safe"]
@@ -84,13 +147,14 @@ class SemanticClassifier:
             return []
         if not idx:
             return [(0.0, "") for _ in texts]
-        normed = [normalize_text(t) or t for t in texts]
-        p = self.probs(embed_texts(list(texts) + normed))
-        both = np.stack([p[: len(texts)], p[len(texts):]])[:, :, idx]  # (2, N, K)
-        which = both.sum(axis=2).argmax(axis=0)  # the reading that looks least safe
-        out = []
-        for n, w in enumerate(which):
-            pu = both[w, n]
+        per_text = [readings(t) for t in texts]
+        flat = [r for rs in per_text for r in rs]
+        p = self.probs(embed_texts(flat))[:, idx]  # (readings, K)
+        out, start = [], 0
+        for rs in per_text:
+            block = p[start: start + len(rs)]
+            start += len(rs)
+            pu = block[block.sum(axis=1).argmax()]  # the reading that looks least safe
             out.append((float(min(1.0, pu.sum())), cats[int(pu.argmax())]))
         return out
 
@@ -101,7 +165,10 @@ class SemanticClassifier:
         tmp = path.with_name(path.name + ".tmp")
         meta = {"labels": json.dumps(self.labels), "temperature": str(self.temperature),
                 **{k: str(v) for k, v in self.meta.items()}}
-        save_file({"weight": self.weight, "bias": self.bias}, str(tmp), metadata=meta)
+        tensors = {"weight": self.weight, "bias": self.bias}
+        if self.hidden is not None:
+            tensors.update(hidden_weight=self.hidden[0], hidden_bias=self.hidden[1])
+        save_file(tensors, str(tmp), metadata=meta)
         os.chmod(tmp, 0o644)
         tmp.replace(path)
 
@@ -115,9 +182,11 @@ class SemanticClassifier:
         with safe_open(str(path), framework="numpy") as f:
             meta = dict(f.metadata())
             weight, bias = f.get_tensor("weight"), f.get_tensor("bias")
+            hidden = ((f.get_tensor("hidden_weight"), f.get_tensor("hidden_bias"))
+                      if "hidden_weight" in f.keys() else None)
         labels = tuple(json.loads(meta.pop("labels")))
         temperature = float(meta.pop("temperature"))
-        return cls(weight, bias, labels, temperature, meta)
+        return cls(weight, bias, labels, temperature, meta, hidden)
 
 
 def _targets_of():
@@ -133,7 +202,7 @@ def _training_set(prompts: list[dataset.Prompt], cfg: SemanticConfig) -> tuple[l
     augmented = dataset.with_adversarial(prompts, cfg.adversarial_per_prompt, cfg.seed, _targets_of())
     texts, labels = [], []
     for p in augmented:
-        for t in dict.fromkeys([p.text, normalize_text(p.text) or p.text]):
+        for t in readings(p.text):
             texts.append(t)
             labels.append(dataset.LABELS.index(p.label))
     return texts, np.array(labels)
@@ -153,23 +222,31 @@ def _fit(texts: list[str], y: np.ndarray, cfg: SemanticConfig, meta: dict, progr
     yt = torch.from_numpy(y)
     torch.manual_seed(cfg.seed)
     n_cls = len(dataset.LABELS)
-    lin = torch.nn.Linear(x.shape[1], n_cls)
+    if cfg.hidden:
+        first = torch.nn.Linear(x.shape[1], cfg.hidden)
+        lin = torch.nn.Linear(cfg.hidden, n_cls)
+        net = torch.nn.Sequential(first, torch.nn.ReLU(), lin)
+        penalised = [first.weight, lin.weight]
+    else:
+        lin = torch.nn.Linear(x.shape[1], n_cls)
+        net, penalised = lin, [lin.weight]
     counts = torch.bincount(yt, minlength=n_cls).float().clamp(min=1)
     class_w = 1.0 / counts
     class_w[1:] /= n_cls - 1
     class_w /= class_w.mean()
-    opt = torch.optim.Adam(lin.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     for epoch in range(cfg.epochs):
         opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(lin(x) / cfg.temperature, yt, weight=class_w)
-        loss = loss + cfg.l2 * (lin.weight ** 2).sum()
+        loss = torch.nn.functional.cross_entropy(net(x) / cfg.temperature, yt, weight=class_w)
+        loss = loss + cfg.l2 * sum((w ** 2).sum() for w in penalised)
         loss.backward()
         opt.step()
         if progress:
             progress(epoch + 1, cfg.epochs, loss.item())
     meta = {**meta, "train_examples": len(texts), "final_loss": f"{loss.item():.5f}"}
+    hidden = (first.weight.detach().numpy(), first.bias.detach().numpy()) if cfg.hidden else None
     return SemanticClassifier(lin.weight.detach().numpy(), lin.bias.detach().numpy(), dataset.LABELS,
-                              cfg.temperature, meta)
+                              cfg.temperature, meta, hidden)
 
 
 def calibrate_threshold(train: list[dataset.Prompt], cfg: SemanticConfig) -> dict:
