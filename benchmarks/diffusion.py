@@ -121,11 +121,23 @@ def rollout_quality(data: str, max_clips: int, steps: int) -> dict | None:
     return evaluate_rollout(p, [data], horizon=16, max_clips=max_clips, show_progress=False)
 
 
+def ensure_heldout_robot(root: Path, episodes: int, seed: int = 99) -> None:
+    """The default held-out set: robot episodes of a seed no shipped model trained on (seed 1 is the training seed),
+    as `worldsmith data generate robot --out runs/eval/robot-s99 --episodes 40 --frames 33 --size 64 --seed 99`."""
+    from worldsmith.data.lerobot import write_dataset
+    from worldsmith.sources import generate
+
+    if root.exists() or root != ROOT / "runs" / "eval" / "robot-s99":
+        return
+    print(f"making the held-out robot set {root.relative_to(ROOT)} ({episodes} episodes, seed {seed})")
+    write_dataset(root, generate("robot", episodes, 33, size=64, seed=seed), fps=10)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="Fewer repeats and clips: ends within about a minute.")
-    ap.add_argument("--data", default=str(ROOT / "runs" / "dit-data" / "robot"),
-                    help="Robot dataset whose held-out (val/test) episodes are rolled out.")
+    ap.add_argument("--data", default=str(ROOT / "runs" / "eval" / "robot-s99"),
+                    help="Robot dataset rolled out (default: seed-99 episodes the model never saw; made when absent).")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is steadiest on a shared machine).")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -134,6 +146,7 @@ def main() -> None:
                     patch=2, gelu="exact")
     t0 = time.time()
     speed = time_models(cfg, (5, 16, 16), batch=2, repeats=5 if args.quick else 15)
+    ensure_heldout_robot(Path(args.data), episodes=40)
     quality = rollout_quality(args.data, max_clips=8 if args.quick else 48, steps=12)
     print(f"{'':24}{'ours':>12}{'diffusers':>12}{'ratio':>8}")
     print(f"{'params':24}{speed['ours']['params']:>12,}{speed['diffusers']['params']:>12,}")
