@@ -1,16 +1,26 @@
 """The labelled prompt set and its splits: held-out prompts never reach training or calibration."""
 
-from worldsmith.guardrail.dataset import LABELS, Prompt, load_prompts, split, split_draw
+from worldsmith.guardrail.dataset import LABELS, Prompt, folds, load_prompts, split, split_draw
 
 
 def test_calibration_never_sees_heldout_prompts():
-    """The threshold's validation prompts are a part of the train split, disjoint from held-out."""
+    """The threshold's out-of-fold prompts are the train split, disjoint from held-out."""
     train, held = split(load_prompts(), 0.3, 0)
-    fit, val = split(train, 0.25, 1)
     held_texts = {p.text for p in held}
     assert not held_texts & {p.text for p in train}
-    assert {p.text for p in fit} | {p.text for p in val} == {p.text for p in train}
-    assert not {p.text for p in val} & held_texts
+    assert {p.text for p in load_prompts()} == held_texts | {p.text for p in train}
+
+
+def test_folds_partition_the_train_split_by_text_and_are_balanced():
+    train, _ = split(load_prompts(), 0.3, 0)
+    k = 5
+    fold = folds(train, k, 1)
+    assert folds(train, k, 1) == fold and set(fold) == set(range(k))
+    sizes = [fold.count(f) for f in range(k)]
+    assert min(sizes) > 0.6 * len(train) / k and max(sizes) < 1.4 * len(train) / k
+    # a prompt's fold is its own text's: reordering or growing the set moves no prompt between folds
+    assert folds(train[::-1], k, 1) == fold[::-1]
+    assert fold != folds(train, k, 2)
 
 
 def test_split_is_deterministic_and_close_to_the_fraction_per_label():

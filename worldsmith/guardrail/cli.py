@@ -130,7 +130,7 @@ def train_cmd(
     seed: int = typer.Option(0, help="Seed of the train/held-out split hash, the adversarial respellings and the init."),
 ) -> None:
     """Retrain the semantic classifier from the shipped labelled prompts (reproduces the shipped weights);
-    the refusal threshold is calibrated on a validation part of the train split and stored with them.
+    the refusal threshold is calibrated on K-fold out-of-fold scores of the train split and stored with them.
 
     Example: worldsmith guard train --out /tmp/semantic.safetensors
     """
@@ -146,5 +146,6 @@ def train_cmd(
     clf.save(target)
     calib = json.loads(clf.meta["calibration"])
     typer.echo(f"wrote {target}: {clf.meta['train_examples']} training texts, final loss {clf.meta['final_loss']}; "
-               f"threshold {clf.threshold:.2f} (validation part of the train split, {calib['val_prompts']} prompts "
-               f"+ respellings: recall {calib['val_recall']:.3f}, false refusals {calib['val_false_refusal']:.3f})")
+               f"threshold {clf.threshold:.2f} ({calib['folds']}-fold out-of-fold scores of the train split, "
+               f"{calib['oof_items']} prompts and respellings: recall {calib['oof_recall']:.3f}, "
+               f"false refusals {calib['oof_false_refusal']:.3f})")

@@ -68,6 +68,12 @@ def split(prompts: list[Prompt], heldout_fraction: float = 0.3, seed: int = 0) -
     return train, held
 
 
+def folds(prompts: list[Prompt], k: int, seed: int = 1) -> list[int]:
+    """The cross-validation fold (0 .. k-1) of each prompt, fixed by its text alone like `split`
+    (pass a seed other than the split's so folds are independent of the train/held-out draw)."""
+    return [min(k - 1, int(split_draw(p.text, seed) * k)) for p in prompts]
+
+
 def _apply(word: str, trick: str, rng: random.Random) -> str:
     if trick == "leet":
         return "".join(_LEET_OUT.get(c.lower(), c) if rng.random() < 0.7 else c for c in word)

@@ -25,7 +25,7 @@ class TextPolicy:
     blocklist: bool = True
     semantic: bool = True
     # refuse when P(unsafe) >= this; None: the threshold calibrated with the weights (`guard train`
-    # picks it on a validation part of the train split and stores it in the safetensors metadata)
+    # picks it on K-fold out-of-fold scores of the train split and stores it in the safetensors metadata)
     semantic_threshold: float | None = None
     semantic_weights: str | None = None  # None: the shipped semantic.safetensors
     lexicon: str | None = None  # None: the shipped lexicon.yaml

@@ -9,7 +9,7 @@ cannot hide a prompt from the model either.
 Reproduce the shipped weights (`semantic.safetensors`, ~100 KB, never pickle):
     worldsmith guard train            # or: python -m worldsmith.guardrail.semantic
 It trains on the seeded train split of `prompts.txt` plus adversarial respellings of it, and stores
-the refusal threshold calibrated on a validation part of that train split in the weights' metadata
+the refusal threshold calibrated on K-fold out-of-fold scores of that train split in the weights' metadata
 (the policy's `semantic_threshold: null` uses it).
 """
 
@@ -37,15 +37,18 @@ class SemanticConfig:
     lr: float = 0.05
     l2: float = 1e-3  # penalty on the weights: without it the model memorises the few hundred prompts
     temperature: float = 0.3  # embeddings are unit vectors: logits = (W e + b) / temperature
-    # one ReLU hidden layer of this width before the softmax (0: linear). 64 units: validation recall
-    # at <= 0.02 false refusals 0.858 vs 0.833 linear (issue 7, round 2); ~100 KB of weights
+    # one ReLU hidden layer of this width before the softmax (0: linear). 64 units: 5-fold out-of-fold
+    # recall at <= 0.02 false refusals 0.832 (threshold 0.88) vs 0.811 linear (0.78), on 2646 train
+    # prompts + respellings (issue 7, round 3); ~100 KB of weights
     hidden: int = 64
-    # Threshold calibration, on the TRAIN split only (the held-out split is never looked at): a
-    # model fitted on (1 - val_fraction) of the train split scores the rest plus respellings of it;
-    # the threshold is the lowest P(unsafe) at which blocklist + classifier refuse at most
-    # `max_val_false_refusal` of those safe validation prompts (most recall within that budget).
-    val_fraction: float = 0.25
-    max_val_false_refusal: float = 0.02
+    # Threshold calibration, on the TRAIN split only (the held-out split is never looked at): K-fold
+    # out-of-fold scores of every train prompt plus respellings of it (`out_of_fold_scores`); the
+    # threshold is the lowest P(unsafe) at which blocklist + classifier refuse at most
+    # `max_oof_false_refusal` of those safe items (most recall within that budget).
+    # No margin below the 0.02 target: on out-of-fold scores a 0.015 budget costs 0.028 recall
+    # (0.832 -> 0.803), 0.01 costs 0.11. Single folds alone would pick 0.70 .. 0.98.
+    folds: int = 5
+    max_oof_false_refusal: float = 0.02
     threshold_grid: tuple[float, ...] = tuple(round(0.30 + 0.01 * i, 2) for i in range(70))  # 0.30 .. 0.99
 
 
@@ -196,16 +199,27 @@ def _targets_of():
     return lambda text: [h.surface for h in block.match(text)]
 
 
-def _training_set(prompts: list[dataset.Prompt], cfg: SemanticConfig) -> tuple[list[str], np.ndarray]:
-    """`prompts` plus `adversarial_per_prompt` respellings of each (train-time augmentation with the
-    same tricks people use), each as written and normalised."""
+def _training_groups(prompts: list[dataset.Prompt], cfg: SemanticConfig) -> list[tuple[list[str], int]]:
+    """Per prompt: the texts it contributes to training (its readings and the readings of its
+    `adversarial_per_prompt` respellings, train-time augmentation with the tricks people use) and its
+    label index. The respellings are drawn once for the given prompts, so a fold's training set is a
+    subset of these groups and every text is embedded once however many folds reuse it."""
     augmented = dataset.with_adversarial(prompts, cfg.adversarial_per_prompt, cfg.seed, _targets_of())
-    texts, labels = [], []
-    for p in augmented:
-        for t in readings(p.text):
-            texts.append(t)
-            labels.append(dataset.LABELS.index(p.label))
-    return texts, np.array(labels)
+    n, k = len(prompts), cfg.adversarial_per_prompt
+    groups = []
+    for i, p in enumerate(prompts):  # with_adversarial: the prompts, then k variants of each in order
+        variants = [p] + augmented[n + i * k: n + (i + 1) * k]
+        groups.append(([t for v in variants for t in readings(v.text)], dataset.LABELS.index(p.label)))
+    return groups
+
+
+def _flatten(groups: list[tuple[list[str], int]]) -> tuple[list[str], np.ndarray]:
+    texts = [t for ts, _ in groups for t in ts]
+    return texts, np.array([y for ts, y in groups for _ in ts], dtype=np.int64)
+
+
+def _training_set(prompts: list[dataset.Prompt], cfg: SemanticConfig) -> tuple[list[str], np.ndarray]:
+    return _flatten(_training_groups(prompts, cfg))
 
 
 def _fit(texts: list[str], y: np.ndarray, cfg: SemanticConfig, meta: dict, progress=None) -> SemanticClassifier:
@@ -249,36 +263,62 @@ def _fit(texts: list[str], y: np.ndarray, cfg: SemanticConfig, meta: dict, progr
                               cfg.temperature, meta, hidden)
 
 
-def calibrate_threshold(train: list[dataset.Prompt], cfg: SemanticConfig) -> dict:
-    """Pick the refusal threshold on a validation part of the TRAIN split (see SemanticConfig).
+def out_of_fold_scores(train: list[dataset.Prompt], cfg: SemanticConfig) -> dict[str, np.ndarray]:
+    """K-fold out-of-fold scores over the whole TRAIN split: the head is fitted `folds` times, each on
+    the other folds (with their respellings), and scores the prompts of its held-back fold plus two
+    respellings of each (as the benchmark respells held-out prompts, with a seed of the train side's
+    own). Every train prompt is scored once by a model that never saw it, so the threshold is picked
+    on ~4x more safe prompts than one validation part gives (issue 7: a 246-prompt part moved the
+    threshold 0.84 <-> 0.95 on float noise).
 
-    Returns {"threshold", "val_recall", "val_false_refusal", "val_prompts"}. The refusal simulated is
-    the guard's: a blocklist hit, or P(unsafe) >= threshold."""
-    fit, val = dataset.split(train, cfg.val_fraction, cfg.seed + 1)
-    clf = _fit(*_training_set(fit, cfg), cfg, {})
+    Returns arrays over the scored items: p_unsafe, blocked (blocklist hit), unsafe, fold."""
     targets_of = _targets_of()
-    # respelled like the benchmark respells held-out prompts, with a seed of the train side's own
-    items = dataset.with_adversarial(val, 2, cfg.seed + 2, targets_of)
-    blocked = np.array([bool(targets_of(p.text)) for p in items])
-    p_unsafe = np.array([p for p, _ in clf.score([p.text for p in items])])
-    unsafe = np.array([p.unsafe for p in items])
-    best = None
-    for t in sorted(cfg.threshold_grid):
+    fold_of_prompt = dataset.folds(train, cfg.folds, cfg.seed + 1)
+    groups = _training_groups(train, cfg)
+    items = dataset.with_adversarial(train, 2, cfg.seed + 2, targets_of)
+    n = len(train)
+    item_fold = np.array([fold_of_prompt[i if i < n else (i - n) // 2] for i in range(len(items))])
+    from worldsmith.text import embed_texts
+
+    embed_texts(_flatten(groups)[0])  # one embedding pass in a fixed order; the folds reuse the cache
+    p_unsafe = np.zeros(len(items))
+    for f in range(cfg.folds):
+        clf = _fit(*_flatten([g for g, k in zip(groups, fold_of_prompt) if k != f]), cfg, {})
+        idx = np.flatnonzero(item_fold == f)
+        p_unsafe[idx] = [p for p, _ in clf.score([items[i].text for i in idx])]
+    return {"p_unsafe": p_unsafe, "blocked": np.array([bool(targets_of(p.text)) for p in items]),
+            "unsafe": np.array([p.unsafe for p in items]), "fold": item_fold}
+
+
+def pick_threshold(scores: dict[str, np.ndarray], grid, max_false_refusal: float) -> dict:
+    """The lowest threshold on `grid` at which blocklist + classifier refuse at most
+    `max_false_refusal` of the safe items (the most recall within that budget); the strictest grid
+    value if none meets it. The refusal simulated is the guard's: a blocklist hit or P(unsafe) >= t."""
+    blocked, p_unsafe, unsafe = scores["blocked"], scores["p_unsafe"], scores["unsafe"]
+
+    def at(t: float) -> dict:
         refused = blocked | (p_unsafe >= t)
-        fr, rec = float(refused[~unsafe].mean()), float(refused[unsafe].mean())
-        if fr <= cfg.max_val_false_refusal:
-            best = {"threshold": t, "val_recall": rec, "val_false_refusal": fr}
-            break
-    if best is None:  # nothing meets the budget: the strictest threshold on the grid
-        t = max(cfg.threshold_grid)
-        refused = blocked | (p_unsafe >= t)
-        best = {"threshold": t, "val_recall": float(refused[unsafe].mean()),
-                "val_false_refusal": float(refused[~unsafe].mean())}
-    return {**best, "val_prompts": len(val)}
+        return {"threshold": t, "oof_recall": float(refused[unsafe].mean()),
+                "oof_false_refusal": float(refused[~unsafe].mean())}
+
+    for t in sorted(grid):
+        if at(t)["oof_false_refusal"] <= max_false_refusal:
+            return at(t)
+    return at(max(grid))
+
+
+def calibrate_threshold(train: list[dataset.Prompt], cfg: SemanticConfig) -> dict:
+    """Pick the refusal threshold on out-of-fold scores of the TRAIN split (see `out_of_fold_scores`).
+
+    Returns {"threshold", "oof_recall", "oof_false_refusal", "oof_items", "oof_safe_items", "folds"}."""
+    scores = out_of_fold_scores(train, cfg)
+    best = pick_threshold(scores, cfg.threshold_grid, cfg.max_oof_false_refusal)
+    return {**best, "oof_items": int(len(scores["unsafe"])), "oof_safe_items": int((~scores["unsafe"]).sum()),
+            "folds": cfg.folds}
 
 
 def train_classifier(cfg: SemanticConfig = SemanticConfig(), progress=None) -> SemanticClassifier:
-    """Calibrate the threshold on a validation part of the train split, then fit on the whole train
+    """Calibrate the threshold on out-of-fold scores of the train split, then fit on the whole train
     split (held-out prompts are never used) and store the threshold in the weights' metadata."""
     train, _ = dataset.split(dataset.load_prompts(), cfg.heldout_fraction, cfg.seed)
     calib = calibrate_threshold(train, cfg)
