@@ -174,3 +174,13 @@ def test_decoder_only_finetune_keeps_the_latents_and_changes_the_decoder(trained
     assert json.loads((out / "config.json").read_text())["finetune"] == "decoder"
     with pytest.raises(TokenizerError, match="--init"):
         train_tokenizer(cfg, tmp_path / "nothing", show_progress=False, decoder_only=True)
+
+
+def test_clips_preload_only_within_the_memory_cap(video_folder):
+    from worldsmith.tokenizer.run import open_clips
+
+    cfg = run_config("cv-4x8x8", [str(video_folder)], SMALL)
+    assert len(open_clips(cfg.data, cfg.model)._cache) == 2  # both 13-frame videos decoded up front
+    cfg = run_config("cv-4x8x8", [str(video_folder)], SMALL + ["data.preload_max_gb=0.00001"])
+    with pytest.warns(UserWarning, match="not preloading"):
+        assert len(open_clips(cfg.data, cfg.model)._cache) == 0

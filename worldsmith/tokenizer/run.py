@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +30,8 @@ class DataConfig:
     size: int = 64
     stride: int = 2
     split: str = "train"         # "all" when the held-out footage is kept out by file instead
-    preload: bool = True         # decode every episode once into memory (random windows then cost a slice)
+    preload: bool = True         # decode every episode once into memory (random windows then cost a slice) ...
+    preload_max_gb: float = 16.0  # ... unless the decoded frames would exceed this (then an LRU of episodes)
     flip: bool = True            # random horizontal flips of training clips (mirror-symmetric content)
 
 
@@ -103,8 +105,16 @@ def open_clips(data: DataConfig, model: TokenizerConfig, split: str | None = Non
     if not data.roots:
         raise ConfigError("no training data: pass --data DIR (an episode dataset or a folder of videos)")
     frames = data.clip_frames or 1 + 2 * model.temporal_compression
-    return ClipDataset(data.roots, clip_frames=frames, stride=data.stride, split=split or data.split,
-                       size=data.size, columns=[], preload=data.preload)
+    clips = ClipDataset(data.roots, clip_frames=frames, stride=data.stride, split=split or data.split,
+                        size=data.size, columns=[])
+    if data.preload:
+        need = sum(clips.sources[si].length(k) for si, k in clips.episodes) * data.size * data.size * 3
+        if need <= data.preload_max_gb * 2**30:
+            clips.preload()
+        else:
+            warnings.warn(f"{data.roots}: decoded frames would take {need / 2**30:.1f} GB, over data.preload_max_gb="
+                          f"{data.preload_max_gb:g}; not preloading (each random window then decodes its episode)")
+    return clips
 
 
 def init_from_run(model: VideoTokenizer, run_dir: str | os.PathLike) -> list[str]:
