@@ -17,19 +17,29 @@ from pathlib import Path
 
 import typer
 
+from worldsmith.wfm.compensation import DEFAULT_TAU
 
-def load_predictor(run_dir: str | os.PathLike, device: str = "cpu", tokenizer: str | None = None, **kw):
-    """The predictor for a run directory, chosen by config.json "kind" ("diffusion", "ar")."""
+
+def load_predictor(run_dir: str | os.PathLike, device: str = "cpu", tokenizer: str | None = None,
+                   compensate: float | None = "default", **kw):
+    """The predictor for a run directory, chosen by config.json "kind" ("diffusion", "ar").
+
+    `compensate`: the tau of pixel-space compensation of the tokenizer's error (`worldsmith.wfm.compensation`);
+    "default" takes its DEFAULT_TAU, None or 0 predicts the decoded latents as they are."""
     from worldsmith.train.trainer import CheckpointError, read_run_config
+    from worldsmith.wfm.compensation import DEFAULT_TAU, CompensatedPredictor
 
     kind = read_run_config(run_dir).get("kind")
     if kind == "diffusion":
         from worldsmith.wfm.rollout import DiffusionPredictor
 
-        return DiffusionPredictor(run_dir, device=device, tokenizer=tokenizer, **kw)
-    if kind == "ar":
-        return _ARAdapter(run_dir, device=device, tokenizer=tokenizer)
-    raise CheckpointError(f"{Path(run_dir) / 'config.json'}: kind {kind!r} is not a world model (diffusion, ar)")
+        p = DiffusionPredictor(run_dir, device=device, tokenizer=tokenizer, **kw)
+    elif kind == "ar":
+        p = _ARAdapter(run_dir, device=device, tokenizer=tokenizer)
+    else:
+        raise CheckpointError(f"{Path(run_dir) / 'config.json'}: kind {kind!r} is not a world model (diffusion, ar)")
+    tau = DEFAULT_TAU if compensate == "default" else compensate
+    return CompensatedPredictor(p, tau) if tau else p
 
 
 class _ARAdapter:
@@ -133,6 +143,8 @@ def predict_cmd(
     tokenizer: Path = typer.Option(None, "--tokenizer", help="Tokenizer run (default: the one the model names)."),
     policy: Path = typer.Option(None, "--policy", help="Guardrail policy YAML (default policy when omitted)."),
     no_guard: bool = typer.Option(False, "--no-guard", help="Switch the guardrail off (logged, with a warning)."),
+    compensate: float = typer.Option(DEFAULT_TAU, "--compensate", help="tau of the pixel-space compensation of the "
+                                     "tokenizer's error (worldsmith.wfm.compensation); 0: off."),
 ) -> None:
     """Predict future frames with a world model from a video's first frames or a dataset episode.
 
@@ -155,9 +167,8 @@ def predict_cmd(
             print(f"error: prompt refused: {verdict.reason}", file=sys.stderr)
             raise typer.Exit(3)
     try:
-        kw = {"steps": steps, "guidance": guidance}
-        p = load_predictor(model, tokenizer=str(tokenizer) if tokenizer else None, **kw) \
-            if _kind(model) == "diffusion" else load_predictor(model, tokenizer=str(tokenizer) if tokenizer else None)
+        kw = {"steps": steps, "guidance": guidance} if _kind(model) == "diffusion" else {}
+        p = load_predictor(model, tokenizer=str(tokenizer) if tokenizer else None, compensate=compensate, **kw)
         if data is not None:
             info = predict_episode(p, data, episode, frames, out, prompt=prompt, seed=seed, guard=guard)
             typer.echo(f"wrote {out}: ground truth | prediction, {info['frames']} frames, "

@@ -82,11 +82,43 @@ def test_train_predict_eval_cli(setup):
     assert side.shape == (5 + 6, 32, 64, 3) and len(info["psnr"]) == 6   # context + 6 frames, truth | prediction
     ev = evaluate_rollout(p, [str(tmp / "data")], horizon=6, max_clips=4, show_progress=False)
     assert ev["horizons"] == [1, 2, 3, 4, 5, 6] and ev["clips"] >= 1
-    assert set(ev["psnr"]) == {"model", "copy_last", "tokenizer"}
-    assert all(len(v) == 6 for v in ev["ssim"].values())
+    # compensated by default: the raw samples and the compensated ceiling are reported beside
+    assert set(ev["psnr"]) == {"model", "copy_last", "tokenizer", "model_raw", "tokenizer_compensated"}
+    assert all(len(v) == 6 for v in ev["ssim"].values()) and ev["compensation_tau"] > 0
+    raw = evaluate_rollout(load_predictor(tmp / "run", steps=2, compensate=0), [str(tmp / "data")], horizon=6,
+                           max_clips=4, show_progress=False)
+    assert set(raw["psnr"]) == {"model", "copy_last", "tokenizer"} and raw["compensation_tau"] is None
+    assert raw["mean_psnr"]["model"] == pytest.approx(ev["mean_psnr"]["model_raw"], abs=1e-4)
     # the same clip and seed give the same rollout
     ctx = torch.zeros(1, 3, 5, 32, 32)
     torch.testing.assert_close(p.predict(ctx, 4, seed=3), p.predict(ctx, 4, seed=3))
+
+
+def test_init_warm_starts_from_a_run(setup, tmp_path):
+    """--init copies the source run's weights and latent normalisation into a new run (fresh optimiser);
+    a different DiT config is a one-line error."""
+    tmp = setup
+    small = ["--set", "data.size=32", "--set", "data.stride=4", "--set", "model.width=32", "--set", "model.depth=2",
+             "--set", "model.heads=2", "--set", "model.adaln_lora_rank=8", "--set", "model.patch=1",
+             "--set", "train.batch_size=2", "--set", "train.log_every=1"]
+    base = ["train", "diffusion", "--preset", "nano", "--data", str(tmp / "data"), "--tokenizer", str(tmp / "tok"),
+            "--quiet"]
+    cache = {"WORLDSMITH_CACHE": str(tmp / "cache")}
+    res = _cli(*base, "--out", str(tmp_path / "src"), "--steps", "3", *small, env_extra=cache)
+    assert res.returncode == 0, res.stderr[-1500:]
+    res = _cli(*base, "--out", str(tmp_path / "ft"), "--steps", "1", "--init", str(tmp_path / "src"),
+               *small, "--set", "train.lr=0", env_extra=cache)
+    assert res.returncode == 0, res.stderr[-1500:]
+    src, ft = (json.loads((tmp_path / r / "config.json").read_text()) for r in ("src", "ft"))
+    assert ft["init_from"] == str(tmp_path / "src") and ft["latent_mean"] == src["latent_mean"]
+    from safetensors.torch import load_file
+
+    a, b = load_file(str(tmp_path / "src" / "ema.safetensors")), load_file(str(tmp_path / "ft" / "model.safetensors"))
+    assert all(torch.equal(a[k].float(), b[k].float()) for k in a)        # lr 0: the weights are the source's EMA
+    res = _cli(*base, "--out", str(tmp_path / "bad"), "--steps", "1", "--init", str(tmp_path / "src"), *small,
+               "--set", "model.depth=3", env_extra=cache)
+    assert res.returncode != 0 and res.stderr.startswith("error:") and "config.json" in res.stderr
+    assert "Traceback" not in res.stderr
 
 
 def test_bad_inputs_are_one_line_errors(setup, tmp_path):

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from worldsmith.wfm.compensation import DEFAULT_TAU
+
 app = typer.Typer(help="Evaluate models against ground truth and baselines.", no_args_is_help=True)
 
 
@@ -20,6 +22,10 @@ def rollout(
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
     plot: Path = typer.Option(None, "--plot", help="Also write the PSNR-by-horizon plot (png)."),
     tokenizer: Path = typer.Option(None, "--tokenizer", help="Tokenizer run (default: the one the model names)."),
+    compensate: float = typer.Option(DEFAULT_TAU, "--compensate", help="tau of the pixel-space compensation of the "
+                                     "tokenizer's error (worldsmith.wfm.compensation); 0: off."),
+    all_episodes: bool = typer.Option(False, "--all-episodes", help="Use every episode, not only the val/test "
+                                      "split (for a dataset the model never trained on, e.g. another seed)."),
 ) -> None:
     """PSNR and SSIM at each horizon on held-out episodes, against copy-last-frame and the tokenizer's ceiling.
 
@@ -33,8 +39,10 @@ def rollout(
 
     try:
         kw = {"steps": steps} if _kind(model) == "diffusion" else {}
-        p = load_predictor(model, tokenizer=str(tokenizer) if tokenizer else None, **kw)
-        res = evaluate_rollout(p, [str(d) for d in data], horizon=horizon, max_clips=max_clips, seed=seed)
+        p = load_predictor(model, tokenizer=str(tokenizer) if tokenizer else None, compensate=compensate, **kw)
+        splits = ("train", "val", "test") if all_episodes else ("val", "test")
+        res = evaluate_rollout(p, [str(d) for d in data], horizon=horizon, max_clips=max_clips, seed=seed,
+                               splits=splits)
     except Exception as e:  # one line, no traceback: the messages name the file and the problem
         print(f"error: {e}", file=sys.stderr)
         raise typer.Exit(1)
@@ -43,6 +51,7 @@ def rollout(
     if plot:
         plot_psnr(res, plot, title=model.name)
     m = res["mean_psnr"]
-    typer.echo(f"{res['clips']} clips, horizons 1-{horizon}: PSNR model {m['model']:.2f} dB, copy-last "
+    raw = f", uncompensated {m['model_raw']:.2f} dB" if "model_raw" in m else ""
+    typer.echo(f"{res['clips']} clips, horizons 1-{horizon}: PSNR model {m['model']:.2f} dB{raw}, copy-last "
                f"{m['copy_last']:.2f} dB, tokenizer {m['tokenizer']:.2f} dB (gain {res['psnr_gain_over_copy_db']:+.2f} dB)"
                f" -> {json_out}")

@@ -1,6 +1,8 @@
 """Rollout evaluation of world models on held-out episodes: PSNR and SSIM at each horizon 1..H frames after the
 context, for the model, the copy-last-frame baseline, and the tokenizer round trip (the ceiling for any model
-that works in its latent space).
+that works in its latent space). For a predictor with pixel-space compensation (`worldsmith.wfm.compensation`)
+"model" is what it predicts, "model_raw" the same samples uncompensated, and "tokenizer_compensated" the round
+trip compensated the same way (the ceiling of a compensated model).
 
 Clips are windows of `context + horizon` frames (rounded up to 1 + k*s_t for the tokenizer) from the episodes of
 the held-out splits (val and test of `ClipDataset`'s by-episode split), one window every `stride` frames.
@@ -37,7 +39,9 @@ def evaluate_rollout(predictor, roots: list[str], horizon: int = 16, splits=("va
     if max_clips is not None and len(clips) > max_clips:   # an even spread over the held-out episodes
         pick = torch.linspace(0, len(clips) - 1, max_clips).round().long().tolist()
         clips = [clips[i] for i in pick]
-    rows = {name: {"psnr": [], "ssim": []} for name in ("model", "copy_last", "tokenizer")}
+    compensated = hasattr(predictor, "predict_raw") and hasattr(predictor, "apply")
+    names = ("model", "copy_last", "tokenizer") + (("model_raw", "tokenizer_compensated") if compensated else ())
+    rows = {name: {"psnr": [], "ssim": []} for name in names}
     t_sample, n_sampled = 0.0, 0
     with Progress(disable=not show_progress) as progress:
         job = progress.add_task("rollout eval", total=len(clips))
@@ -46,13 +50,20 @@ def evaluate_rollout(predictor, roots: list[str], horizon: int = 16, splits=("va
             video = torch.stack([it["video"] for it in batch]).permute(0, 2, 1, 3, 4)     # (B, 3, L, H, W)
             truth = video[:, :, c:c + horizon]
             t0 = time.perf_counter()
-            pred = predictor.predict(video[:, :, :c], horizon, prompt=None, seed=seed + b0).float().cpu()
+            if compensated:
+                raw = predictor.predict_raw(video[:, :, :c], horizon, prompt=None, seed=seed + b0).float().cpu()
+                pred = predictor.apply(raw, video[:, :, :c]).cpu()
+            else:
+                pred = predictor.predict(video[:, :, :c], horizon, prompt=None, seed=seed + b0).float().cpu()
             t_sample += time.perf_counter() - t0
             n_sampled += pred.shape[0] * pred.shape[2]
             copy = video[:, :, c - 1:c].expand_as(truth)
             with torch.no_grad():
                 recon = predictor.reconstruct(video).float().cpu()[:, :, c:c + horizon]
-            for name, guess in (("model", pred), ("copy_last", copy), ("tokenizer", recon)):
+            guesses = [("model", pred), ("copy_last", copy), ("tokenizer", recon)]
+            if compensated:
+                guesses += [("model_raw", raw), ("tokenizer_compensated", predictor.apply(recon, video[:, :, :c]).cpu())]
+            for name, guess in guesses:
                 rows[name]["psnr"].append(psnr_per_frame(guess, truth))
                 rows[name]["ssim"].append(ssim_per_frame(guess, truth))
             progress.advance(job, len(batch))
@@ -65,6 +76,7 @@ def evaluate_rollout(predictor, roots: list[str], horizon: int = 16, splits=("va
         out["mean_psnr"][name] = round(float(p.mean()), 4)
         out["mean_ssim"][name] = round(float(s.mean()), 4)
     out["psnr_gain_over_copy_db"] = round(out["mean_psnr"]["model"] - out["mean_psnr"]["copy_last"], 4)
+    out["compensation_tau"] = predictor.tau if compensated else None
     out["sampling_fps"] = round(n_sampled / max(t_sample, 1e-9), 3)
     return out
 
@@ -76,7 +88,9 @@ def plot_psnr(result: dict, path: str | os.PathLike, title: str = "") -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    for name, style in (("model", "-o"), ("copy_last", "--"), ("tokenizer", ":")):
+    for name, style in (("model", "-o"), ("model_raw", "-x"), ("copy_last", "--"), ("tokenizer", ":")):
+        if name not in result["psnr"]:
+            continue
         ax.plot(result["horizons"], result["psnr"][name], style, label=name, ms=3)
     ax.set_xlabel("horizon (frames after the context)")
     ax.set_ylabel("PSNR (dB)")

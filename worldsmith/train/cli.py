@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -61,6 +62,8 @@ def diffusion(
     preset: str = typer.Option("tiny", "--preset", help="DiT preset: nano, tiny, small, base."),
     steps: int = typer.Option(None, "--steps", help="Training steps (default: the preset's)."),
     overrides: list[str] = typer.Option([], "--set", help="Override model.X, edm.X, data.X or train.X (repeatable)."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Warm-start from another diffusion run's weights "
+                                        "and model config (same tokenizer; fresh optimiser and schedule)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Train the diffusion world model (DiT + EDM) on the CV tokenizer's latents of the clips in --data.
@@ -82,8 +85,8 @@ def diffusion(
         if not d.exists():
             _fail(f"{d}: no such dataset folder")
     try:
-        cfg = run_config(preset, [str(d) for d in data], str(tokenizer), overrides, steps=steps)
-        metrics = train_diffusion(cfg, out, show_progress=not quiet)
+        cfg = run_config(preset, [str(d) for d in data], str(tokenizer), overrides, steps=steps, init_from=init)
+        metrics = train_diffusion(cfg, out, show_progress=not quiet, init_from=init)
     except (ConfigError, TokenizerError, CheckpointError, DatasetError, VideoError, ValueError) as e:
         _fail(str(e))
     typer.echo(f"trained {out}: step {cfg.train.steps}, loss {metrics.get('loss', float('nan')):.4f}")

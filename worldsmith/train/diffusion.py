@@ -51,8 +51,9 @@ class DiffusionRunConfig:
 
 
 def run_config(preset: str, roots: list[str], tokenizer: str, overrides: list[str] | None = None,
-               steps: int | None = None) -> DiffusionRunConfig:
-    """Preset + data + tokenizer + `a.b=c` overrides (model.*, edm.*, data.*, train.*) -> the resolved config."""
+               steps: int | None = None, init_from: str | os.PathLike | None = None) -> DiffusionRunConfig:
+    """Preset + data + tokenizer + `a.b=c` overrides (model.*, edm.*, data.*, train.*) -> the resolved config.
+    With `init_from` the model config (and preset name) are that run's, whatever `preset` says."""
     from worldsmith.tokenizer.run import load_tokenizer
 
     tok = load_tokenizer(tokenizer)   # raises a one-line TokenizerError naming the file
@@ -61,6 +62,12 @@ def run_config(preset: str, roots: list[str], tokenizer: str, overrides: list[st
     cfg = DiffusionRunConfig(model=dit_config(preset, latent_channels=tok.config.latent_channels),
                              data=DiffusionDataConfig(roots=[str(r) for r in roots]), tokenizer=str(tokenizer),
                              preset=preset)
+    if init_from is not None:
+        from worldsmith.config import from_dict
+        from worldsmith.train.trainer import read_run_config
+
+        saved = read_run_config(init_from)
+        cfg.model, cfg.preset = from_dict(DiTConfig, saved.get("model", {})), saved.get("preset", preset)
     if steps is not None:
         cfg.train.steps = steps
     cfg = apply_overrides(cfg, overrides)
@@ -92,18 +99,42 @@ def model_config_dict(cfg: DiffusionRunConfig, mean: torch.Tensor, std: torch.Te
             "latent_mean": [round(float(v), 6) for v in mean], "latent_std": [round(float(v), 6) for v in std]}
 
 
+def init_source(cfg: DiffusionRunConfig, init_from: str | os.PathLike) -> dict:
+    """The config.json of a diffusion run to warm-start from, checked against `cfg`: same DiT config and the
+    same tokenizer latents (the model only makes sense on the latent space it was trained in)."""
+    from worldsmith.train.trainer import CheckpointError, read_run_config
+
+    saved = read_run_config(init_from)
+    where = Path(init_from) / "config.json"
+    if saved.get("kind") != "diffusion":
+        raise CheckpointError(f"{where}: not a diffusion run (kind {saved.get('kind')!r})")
+    from worldsmith.config import from_dict
+
+    if to_dict(from_dict(DiTConfig, saved.get("model", {}))) != to_dict(cfg.model):
+        raise CheckpointError(f"{where}: its DiT config differs from this run's (a --set model.* override?); "
+                              f"warm-starting needs the same model")
+    return saved
+
+
 def train_diffusion(cfg: DiffusionRunConfig, out_dir: str | os.PathLike, show_progress: bool = True,
-                    stop_after: int | None = None, cache_root: str | None = None) -> dict:
-    """Encode (or reuse) the latent cache, then train the DiT; returns the last logged metrics."""
+                    stop_after: int | None = None, cache_root: str | None = None,
+                    init_from: str | os.PathLike | None = None) -> dict:
+    """Encode (or reuse) the latent cache, then train the DiT; returns the last logged metrics.
+
+    `init_from` warm-starts a new run from another diffusion run's (EMA) weights, keeping that run's latent
+    normalisation, with a fresh optimiser and schedule: continued pre-training on more data, and the entry
+    point of post-training. Ignored when resuming (the checkpoint wins)."""
     from worldsmith.train.latents import LatentClips, build_latent_cache, channel_stats
-    from worldsmith.train.trainer import read_run_config
+    from worldsmith.train.trainer import load_weights, read_run_config
 
     d = cfg.data
     cache = build_latent_cache(d.roots, cfg.tokenizer, d.clip_frames, d.size, d.stride, "train",
                                show_progress=show_progress, cache_root=cache_root)
     out = Path(out_dir)
-    if (out / "config.json").exists() and (out / "train_state.json").exists():
-        saved = read_run_config(out)   # resuming: keep the normalisation the run started with
+    resuming = (out / "config.json").exists() and (out / "train_state.json").exists()
+    source = init_source(cfg, init_from) if init_from is not None and not resuming else None
+    if resuming or source is not None:
+        saved = read_run_config(out) if resuming else source   # keep the normalisation the weights were trained on
         mean, std = torch.tensor(saved["latent_mean"]), torch.tensor(saved["latent_std"])
     else:
         from safetensors.torch import load_file
@@ -113,6 +144,9 @@ def train_diffusion(cfg: DiffusionRunConfig, out_dir: str | os.PathLike, show_pr
     data = LatentClips(cache, mean, std, cfg.edm.sigma_data)
     torch.manual_seed(cfg.train.seed)
     model = DiT(cfg.model)
-    trainer = Trainer(model, make_loss_fn(cfg), data, cfg.train, out, model_config_dict(cfg, mean, std),
-                      show_progress=show_progress)
+    config = model_config_dict(cfg, mean, std)
+    if source is not None:
+        load_weights(init_from, model, ema=True)
+        config["init_from"] = str(init_from)
+    trainer = Trainer(model, make_loss_fn(cfg), data, cfg.train, out, config, show_progress=show_progress)
     return trainer.fit(stop_after=stop_after)
