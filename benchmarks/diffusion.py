@@ -117,8 +117,10 @@ def rollout_quality(data: str, max_clips: int, steps: int) -> dict | None:
     from worldsmith.eval.rollout import evaluate_rollout
     from worldsmith.predict import load_predictor
 
-    p = load_predictor(CKPT, steps=steps)
-    return evaluate_rollout(p, [data], horizon=16, max_clips=max_clips, show_progress=False)
+    p = load_predictor(CKPT, steps=steps)   # pixel compensation on (its default tau), captions on
+    # every episode: the default set is a seed no model trained on, so train/val/test are all held out
+    return evaluate_rollout(p, [data], horizon=16, max_clips=max_clips, show_progress=False,
+                            splits=("train", "val", "test"))
 
 
 def ensure_heldout_robot(root: Path, episodes: int, seed: int = 99) -> None:
@@ -173,6 +175,9 @@ def main() -> None:
         print(f"\nrollout, {quality['clips']} held-out clips ({quality['episodes']} episodes), horizons 1-16:")
         print(f"  PSNR model {m['model']:.2f} dB | copy-last {m['copy_last']:.2f} dB | tokenizer ceiling "
               f"{m['tokenizer']:.2f} dB | gain {quality['psnr_gain_over_copy_db']:+.2f} dB")
+        if "model_raw" in m:
+            print(f"  before pixel compensation (tau {quality['compensation_tau']}): model {m['model_raw']:.2f} dB "
+                  f"({m['model_raw'] - m['copy_last']:+.2f} dB); compensated ceiling {m['tokenizer_compensated']:.2f} dB")
         print("  by horizon (model):     " + " ".join(f"{v:.1f}" for v in quality["psnr"]["model"]))
         print("  by horizon (copy-last): " + " ".join(f"{v:.1f}" for v in quality["psnr"]["copy_last"]))
         print(f"  sampling {quality['sampling_fps']:.2f} frames/s (decode included)")

@@ -150,8 +150,9 @@ def step_world_models(ctx: DemoContext) -> None:
             grid(_strip(Path(first["path"]), ev["context_frames"]),
                  f"{name}: held-out episode {first['episode']}, ground truth above, prediction below",
                  tile=96, label_width=110).save(sheet)
+            raw = f" ({mean['model_raw']:.2f} dB before pixel compensation)" if "model_raw" in mean else ""
             detail = (f"{ev['clips']} held-out clips, horizons 1-{len(ev['horizons'])}: mean PSNR model "
-                      f"{mean['model']:.2f} dB, copy-last-frame {mean['copy_last']:.2f} dB, tokenizer ceiling "
+                      f"{mean['model']:.2f} dB{raw}, copy-last-frame {mean['copy_last']:.2f} dB, tokenizer ceiling "
                       f"{mean['tokenizer']:.2f} dB (gain over copy {ev['psnr_gain_over_copy_db']:+.2f} dB)")
             files = [str(Path(f).relative_to(ctx.out)) for f in (sheet, res["plot"], *(v["path"] for v in res["videos"]))]
             ctx.results.append(StepResult("world models", name, True, time.perf_counter() - t0, detail, files))

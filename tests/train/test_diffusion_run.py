@@ -81,7 +81,7 @@ def test_train_predict_eval_cli(setup):
     side = read_video(tmp / "pred.mp4")
     assert side.shape == (5 + 6, 32, 64, 3) and len(info["psnr"]) == 6   # context + 6 frames, truth | prediction
     ev = evaluate_rollout(p, [str(tmp / "data")], horizon=6, max_clips=4, show_progress=False)
-    assert ev["horizons"] == [1, 2, 3, 4, 5, 6] and ev["clips"] >= 1
+    assert ev["horizons"] == [1, 2, 3, 4, 5, 6] and ev["clips"] >= 1 and ev["captions"]
     # compensated by default: the raw samples and the compensated ceiling are reported beside
     assert set(ev["psnr"]) == {"model", "copy_last", "tokenizer", "model_raw", "tokenizer_compensated"}
     assert all(len(v) == 6 for v in ev["ssim"].values()) and ev["compensation_tau"] > 0

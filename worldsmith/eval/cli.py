@@ -24,6 +24,8 @@ def rollout(
     tokenizer: Path = typer.Option(None, "--tokenizer", help="Tokenizer run (default: the one the model names)."),
     compensate: float = typer.Option(DEFAULT_TAU, "--compensate", help="tau of the pixel-space compensation of the "
                                      "tokenizer's error (worldsmith.wfm.compensation); 0: off."),
+    captions: bool = typer.Option(True, "--captions/--no-captions", help="Condition each clip on its episode's "
+                                  "task text (default), or roll out from frames alone."),
     all_episodes: bool = typer.Option(False, "--all-episodes", help="Use every episode, not only the val/test "
                                       "split (for a dataset the model never trained on, e.g. another seed)."),
 ) -> None:
@@ -42,7 +44,7 @@ def rollout(
         p = load_predictor(model, tokenizer=str(tokenizer) if tokenizer else None, compensate=compensate, **kw)
         splits = ("train", "val", "test") if all_episodes else ("val", "test")
         res = evaluate_rollout(p, [str(d) for d in data], horizon=horizon, max_clips=max_clips, seed=seed,
-                               splits=splits)
+                               splits=splits, captions=captions)
     except Exception as e:  # one line, no traceback: the messages name the file and the problem
         print(f"error: {e}", file=sys.stderr)
         raise typer.Exit(1)

@@ -21,7 +21,9 @@ from worldsmith.eval.metrics import by_horizon, psnr_per_frame, ssim_per_frame
 
 def evaluate_rollout(predictor, roots: list[str], horizon: int = 16, splits=("val", "test"), stride: int | None = None,
                      max_clips: int | None = 32, batch_size: int = 8, seed: int = 0, size: int | None = None,
-                     show_progress: bool = True) -> dict:
+                     show_progress: bool = True, captions: bool = True) -> dict:
+    """`captions`: condition each clip on its episode's task text, as video2world with text is used (the models
+    train on captions, with dropout); False rolls out from frames alone. Clips are batched by caption."""
     from rich.progress import Progress
 
     from worldsmith.data.clips import ClipDataset
@@ -45,16 +47,22 @@ def evaluate_rollout(predictor, roots: list[str], horizon: int = 16, splits=("va
     t_sample, n_sampled = 0.0, 0
     with Progress(disable=not show_progress) as progress:
         job = progress.add_task("rollout eval", total=len(clips))
-        for b0 in range(0, len(clips), batch_size):
-            batch = clips[b0:b0 + batch_size]
+        by_caption: dict[str, list[int]] = {}
+        for i, it in enumerate(clips):
+            by_caption.setdefault(it.get("task", "") if captions else "", []).append(i)
+        batches = [(text, idx[b:b + batch_size]) for text, idx in by_caption.items()
+                   for b in range(0, len(idx), batch_size)]
+        for text, index in batches:
+            batch = [clips[i] for i in index]
+            b0 = index[0]
             video = torch.stack([it["video"] for it in batch]).permute(0, 2, 1, 3, 4)     # (B, 3, L, H, W)
             truth = video[:, :, c:c + horizon]
             t0 = time.perf_counter()
             if compensated:
-                raw = predictor.predict_raw(video[:, :, :c], horizon, prompt=None, seed=seed + b0).float().cpu()
+                raw = predictor.predict_raw(video[:, :, :c], horizon, prompt=text or None, seed=seed + b0).float().cpu()
                 pred = predictor.apply(raw, video[:, :, :c]).cpu()
             else:
-                pred = predictor.predict(video[:, :, :c], horizon, prompt=None, seed=seed + b0).float().cpu()
+                pred = predictor.predict(video[:, :, :c], horizon, prompt=text or None, seed=seed + b0).float().cpu()
             t_sample += time.perf_counter() - t0
             n_sampled += pred.shape[0] * pred.shape[2]
             copy = video[:, :, c - 1:c].expand_as(truth)
@@ -67,7 +75,7 @@ def evaluate_rollout(predictor, roots: list[str], horizon: int = 16, splits=("va
                 rows[name]["psnr"].append(psnr_per_frame(guess, truth))
                 rows[name]["ssim"].append(ssim_per_frame(guess, truth))
             progress.advance(job, len(batch))
-    out = {"horizons": list(range(1, horizon + 1)), "context_frames": c, "clips": len(clips),
+    out = {"horizons": list(range(1, horizon + 1)), "context_frames": c, "clips": len(clips), "captions": captions,
            "episodes": len({(it["dataset"], it["episode_index"]) for it in clips}), "psnr": {}, "ssim": {},
            "mean_psnr": {}, "mean_ssim": {}}
     for name, r in rows.items():
