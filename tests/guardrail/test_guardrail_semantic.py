@@ -1,9 +1,12 @@
-"""The semantic classifier's readings of a prompt and its weight file (linear or with a hidden layer)."""
+"""The semantic classifier's readings of a prompt, its input features (MiniLM layers) and its weight file
+(linear or with a hidden layer)."""
 
 import numpy as np
 
 from worldsmith.guardrail.dataset import LABELS
-from worldsmith.guardrail.semantic import SemanticClassifier, pick_threshold, readings, rejoin_fragments
+from worldsmith.guardrail.semantic import (SemanticClassifier, SemanticConfig, default_weights_path, pick_threshold,
+                                           readings, rejoin_fragments)
+from worldsmith.text import EMBED_DIM, embed_texts, embed_texts_layers
 
 
 def test_split_words_are_rejoined_only_when_a_half_is_no_word():
@@ -53,3 +56,57 @@ def test_threshold_is_the_lowest_within_the_false_refusal_budget():
     assert best["threshold"] == 0.9 and best["oof_recall"] == 0.2
     # nothing on the grid meets a zero budget (the blocklist already refuses one): strictest value
     assert pick_threshold(scores, grid, 0.0)["threshold"] == 0.99
+
+
+def test_layer_features_are_unit_blocks_and_the_last_is_the_sentence_embedding():
+    texts = ["A man smothers his elderly mother with a pillow", "a robot stacks cups"]
+    x = embed_texts_layers(texts, (2, 4, 6))
+    assert x.shape == (2, 3 * EMBED_DIM) and x.dtype == np.float32
+    blocks = x.reshape(2, 3, EMBED_DIM)
+    assert np.allclose(np.linalg.norm(blocks, axis=2), 1.0, atol=1e-5)
+    # layer 6's mean-pooled block is what sentence_transformers returns (same pooling, same model)
+    assert np.allclose(blocks[:, 2], embed_texts(texts), atol=1e-5)
+    # the middle layers are other vectors, not copies of the last one
+    assert np.abs(blocks[:, 0] - blocks[:, 2]).max() > 0.1 and np.abs(blocks[:, 1] - blocks[:, 2]).max() > 0.1
+    # the order of `layers` is the order of the blocks, and the cache keeps layer sets apart
+    assert np.array_equal(embed_texts_layers(texts, (6, 2))[:, :EMBED_DIM], x[:, 2 * EMBED_DIM:])
+
+
+def test_layers_round_trip_and_weights_without_them_read_the_sentence_embedding(tmp_path):
+    rng = np.random.default_rng(1)
+    d = 2 * EMBED_DIM
+    clf = SemanticClassifier(rng.normal(size=(len(LABELS), d)), np.zeros(len(LABELS)), LABELS, 0.3, {}, None, (4, 6))
+    clf.save(tmp_path / "layers.safetensors")
+    back = SemanticClassifier.load(tmp_path / "layers.safetensors")
+    assert back.layers == (4, 6) and "layers" not in back.meta
+    assert np.array_equal(back.features(["a cat"]), embed_texts_layers(["a cat"], (4, 6)))
+    old = SemanticClassifier(rng.normal(size=(len(LABELS), EMBED_DIM)), np.zeros(len(LABELS)), LABELS, 0.3)
+    old.save(tmp_path / "old.safetensors")
+    back = SemanticClassifier.load(tmp_path / "old.safetensors")
+    assert back.layers is None and np.array_equal(back.features(["a cat"]), embed_texts(["a cat"]))
+    assert len(back.score(["a cat"])) == 1
+
+
+def test_shipped_weights_read_the_configured_layers_and_stay_small():
+    clf = SemanticClassifier.load()
+    assert clf.layers == SemanticConfig().layers
+    assert clf.hidden[0].shape == (SemanticConfig().hidden, EMBED_DIM * len(clf.layers))
+    assert default_weights_path().stat().st_size < 2_000_000
+
+
+def test_heads_are_averaged_and_round_trip(tmp_path):
+    rng = np.random.default_rng(2)
+
+    def head():
+        return (rng.normal(size=(len(LABELS), 8)), rng.normal(size=len(LABELS)),
+                (rng.normal(size=(8, EMBED_DIM)), rng.normal(size=8)))
+
+    (w0, b0, h0), more = head(), [head(), head()]
+    clf = SemanticClassifier(w0, b0, LABELS, 0.3, {"threshold": 0.8}, h0, None, more)
+    emb = rng.normal(size=(4, EMBED_DIM)).astype(np.float32)
+    singles = [SemanticClassifier(w, b, LABELS, 0.3, {}, h).probs(emb) for w, b, h in [(w0, b0, h0), *more]]
+    assert np.allclose(clf.probs(emb), np.mean(singles, axis=0), atol=1e-6)
+    assert not np.allclose(singles[0], singles[1])  # the heads differ, so the mean is not one of them
+    clf.save(tmp_path / "heads.safetensors")
+    back = SemanticClassifier.load(tmp_path / "heads.safetensors")
+    assert len(back.more_heads) == 2 and np.allclose(back.probs(emb), clf.probs(emb)) and back.threshold == 0.8

@@ -1,4 +1,4 @@
-"""Semantic check: a softmax regression on all-MiniLM-L6-v2 sentence embeddings.
+"""Semantic check: a small classifier on all-MiniLM-L6-v2 embeddings (mean-pooled layers 2, 4 and 6).
 
 Catches unsafe prompts that use no blocklisted word ("make him stop breathing for good"). The
 classifier has one class per label in `dataset.LABELS`; P(unsafe) = 1 - P(safe), and the category
@@ -6,7 +6,7 @@ reported is the most probable unsafe class. Each prompt is scored in several `re
 normalised, letter runs cut, split words rejoined) and the highest P(unsafe) counts, so a respelling
 cannot hide a prompt from the model either.
 
-Reproduce the shipped weights (`semantic.safetensors`, ~100 KB, never pickle):
+Reproduce the shipped weights (`semantic.safetensors`, ~900 KB, never pickle):
     worldsmith guard train            # or: python -m worldsmith.guardrail.semantic
 It trains on the seeded train split of `prompts.txt` plus adversarial respellings of it, and stores
 the refusal threshold calibrated on K-fold out-of-fold scores of that train split in the weights' metadata
@@ -36,11 +36,33 @@ class SemanticConfig:
     epochs: int = 300
     lr: float = 0.05
     l2: float = 1e-3  # penalty on the weights: without it the model memorises the few hundred prompts
-    temperature: float = 0.3  # embeddings are unit vectors: logits = (W e + b) / temperature
+    temperature: float = 0.3  # each embedding block is a unit vector: logits = (W e + b) / temperature
+    # MiniLM layers whose mean-pooled hidden states (each L2-normalised) are concatenated as the input
+    # (`worldsmith.text.embed_texts_layers`; layer 6 alone is the sentence embedding). Middle layers keep
+    # the one harmful verb that the last layer averages away in a long scene ("A man smothers his elderly
+    # mother with a pillow"). 5-fold out-of-fold recall at <= 0.02 false refusals, one head (issue 7,
+    # round 4): (6,) 0.825 / 0.812 / 0.833 over three init seeds; (2, 4, 6) 0.879 / 0.883 / 0.877 over
+    # three seeds, but 0.854 and 0.807 with the blocks in another order or float-level embedding
+    # differences: one head's operating point at 0.02 is that noisy (full-batch Adam at lr 0.05), hence
+    # `heads`. Tried and not kept (one seed each): (2, 6) 0.850, (4, 6) 0.859, (1, 3, 5, 6) 0.813,
+    # (0, 6) 0.825, (3, 6) 0.816; max-pooled token embeddings next to the mean 0.832 (alone 0.617); the
+    # max over 4- and 6-token windows of contextual token embeddings 0.789 / 0.737 (a window scored
+    # alone looks unsafe too often); a hashed uni+bigram logistic regression on `normalize_tokens`
+    # skeletons averaged in at 0.2 weight: +0.02 on (6,) but +0.002 .. +0.011 on (2, 4, 6), and
+    # concatenated to the embedding 0.656 (the hidden layer memorises the hashed n-grams).
+    layers: tuple[int, ...] = (2, 4, 6)
     # one ReLU hidden layer of this width before the softmax (0: linear). 64 units: 5-fold out-of-fold
     # recall at <= 0.02 false refusals 0.832 (threshold 0.88) vs 0.811 linear (0.78), on 2646 train
-    # prompts + respellings (issue 7, round 3); ~100 KB of weights
+    # prompts + respellings (issue 7, round 3, layer 6 only); 128 units or l2 3e-4 / 3e-3 or
+    # temperature 0.5 moved it by no more than seed noise (0.82 .. 0.845). ~300 KB of weights a head
     hidden: int = 64
+    # independently initialised heads (seeds seed, seed + 1, ...) whose class probabilities are averaged,
+    # which steadies the operating point. `guard train` itself, 5-fold out-of-fold recall at <= 0.02
+    # false refusals: 0.832 (threshold 0.88) layer 6 + 1 head (round 3); 0.835 (0.92) layers (2, 4, 6)
+    # + 1 head; 0.871 (0.84, false refusals 0.019) layers (2, 4, 6) + 3 heads (issue 7, round 4; in the
+    # experiment script the 3 heads gave 0.890 vs 0.877 .. 0.883 alone). 3x the weights (~900 KB) and
+    # head time (negligible next to the MiniLM forward pass)
+    heads: int = 3
     # Threshold calibration, on the TRAIN split only (the held-out split is never looked at): K-fold
     # out-of-fold scores of every train prompt plus respellings of it (`out_of_fold_scores`); the
     # threshold is the lowest P(unsafe) at which blocklist + classifier refuse at most
@@ -117,33 +139,51 @@ def default_weights_path() -> Path:
 
 class SemanticClassifier:
     def __init__(self, weight: np.ndarray, bias: np.ndarray, labels: tuple[str, ...], temperature: float,
-                 meta: dict | None = None, hidden: tuple[np.ndarray, np.ndarray] | None = None):
-        self.weight = weight.astype(np.float32)  # (C, 384), or (C, H) after a hidden layer
+                 meta: dict | None = None, hidden: tuple[np.ndarray, np.ndarray] | None = None,
+                 layers: tuple[int, ...] | None = None,
+                 more_heads: list[tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]] = ()):
+        self.weight = weight.astype(np.float32)  # (C, D), or (C, H) after a hidden layer
         self.bias = bias.astype(np.float32)  # (C,)
-        # optional ReLU layer (H, 384) and (H,) in front of the softmax layer
+        # optional ReLU layer (H, D) and (H,) in front of the softmax layer
         self.hidden = None if hidden is None else (hidden[0].astype(np.float32), hidden[1].astype(np.float32))
         self.labels = tuple(labels)
         self.temperature = float(temperature)
         self.meta = meta or {}
+        # MiniLM layers of the input (see SemanticConfig.layers); None: the sentence embedding, as the
+        # weights saved before issue 7 round 4 (no "layers" in their metadata) were trained on
+        self.layers = None if layers is None else tuple(int(k) for k in layers)
+        # further heads (weight, bias, hidden) of an ensemble; probs() averages all heads' softmax
+        self.more_heads = [(w.astype(np.float32), b.astype(np.float32),
+                            None if h is None else (h[0].astype(np.float32), h[1].astype(np.float32)))
+                           for w, b, h in more_heads]
+
+    def features(self, texts: list[str]) -> np.ndarray:
+        """The input vectors this classifier was trained on: (N, D)."""
+        from worldsmith.text import embed_texts, embed_texts_layers
+
+        return embed_texts(texts) if self.layers is None else embed_texts_layers(texts, self.layers)
 
     @property
     def threshold(self) -> float:
         """The P(unsafe) threshold calibrated at training time (see SemanticConfig)."""
         return float(self.meta.get("threshold", DEFAULT_THRESHOLD))
 
-    def probs(self, emb: np.ndarray) -> np.ndarray:
-        if self.hidden is not None:
-            emb = np.maximum(emb @ self.hidden[0].T + self.hidden[1], 0.0)
-        logits = (emb @ self.weight.T + self.bias) / self.temperature
+    def _head_probs(self, emb: np.ndarray, weight, bias, hidden) -> np.ndarray:
+        if hidden is not None:
+            emb = np.maximum(emb @ hidden[0].T + hidden[1], 0.0)
+        logits = (emb @ weight.T + bias) / self.temperature
         logits -= logits.max(axis=1, keepdims=True)
         e = np.exp(logits)
         return e / e.sum(axis=1, keepdims=True)
 
+    def probs(self, emb: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, C): the mean over the heads of each head's softmax."""
+        heads = [(self.weight, self.bias, self.hidden), *self.more_heads]
+        return sum(self._head_probs(emb, *h) for h in heads) / len(heads)
+
     def score(self, texts: list[str], categories: list[str] | None = None) -> list[tuple[float, str]]:
         """(P(unsafe), most probable unsafe category) per text. P(unsafe) sums the probabilities of
         `categories` (default: every unsafe label) and is the max over the text's `readings`."""
-        from worldsmith.text import embed_texts
-
         cats = [c for c in (categories or self.labels) if c in self.labels and c != "safe"]
         idx = [self.labels.index(c) for c in cats]
         if not texts:
@@ -152,7 +192,7 @@ class SemanticClassifier:
             return [(0.0, "") for _ in texts]
         per_text = [readings(t) for t in texts]
         flat = [r for rs in per_text for r in rs]
-        p = self.probs(embed_texts(flat))[:, idx]  # (readings, K)
+        p = self.probs(self.features(flat))[:, idx]  # (readings, K)
         out, start = [], 0
         for rs in per_text:
             block = p[start: start + len(rs)]
@@ -168,9 +208,15 @@ class SemanticClassifier:
         tmp = path.with_name(path.name + ".tmp")
         meta = {"labels": json.dumps(self.labels), "temperature": str(self.temperature),
                 **{k: str(v) for k, v in self.meta.items()}}
+        if self.layers is not None:
+            meta["layers"] = json.dumps(self.layers)
         tensors = {"weight": self.weight, "bias": self.bias}
         if self.hidden is not None:
             tensors.update(hidden_weight=self.hidden[0], hidden_bias=self.hidden[1])
+        for k, (w, b, h) in enumerate(self.more_heads, 1):
+            tensors.update({f"head{k}.weight": w, f"head{k}.bias": b})
+            if h is not None:
+                tensors.update({f"head{k}.hidden_weight": h[0], f"head{k}.hidden_bias": h[1]})
         save_file(tensors, str(tmp), metadata=meta)
         os.chmod(tmp, 0o644)
         tmp.replace(path)
@@ -187,9 +233,16 @@ class SemanticClassifier:
             weight, bias = f.get_tensor("weight"), f.get_tensor("bias")
             hidden = ((f.get_tensor("hidden_weight"), f.get_tensor("hidden_bias"))
                       if "hidden_weight" in f.keys() else None)
+            more, k = [], 1
+            while f"head{k}.weight" in f.keys():
+                h = ((f.get_tensor(f"head{k}.hidden_weight"), f.get_tensor(f"head{k}.hidden_bias"))
+                     if f"head{k}.hidden_weight" in f.keys() else None)
+                more.append((f.get_tensor(f"head{k}.weight"), f.get_tensor(f"head{k}.bias"), h))
+                k += 1
         labels = tuple(json.loads(meta.pop("labels")))
         temperature = float(meta.pop("temperature"))
-        return cls(weight, bias, labels, temperature, meta, hidden)
+        layers = tuple(json.loads(meta.pop("layers"))) if "layers" in meta else None
+        return cls(weight, bias, labels, temperature, meta, hidden, layers, more)
 
 
 def _targets_of():
@@ -222,19 +275,12 @@ def _training_set(prompts: list[dataset.Prompt], cfg: SemanticConfig) -> tuple[l
     return _flatten(_training_groups(prompts, cfg))
 
 
-def _fit(texts: list[str], y: np.ndarray, cfg: SemanticConfig, meta: dict, progress=None) -> SemanticClassifier:
-    """Full-batch Adam on weighted cross-entropy + L2; deterministic for a given seed.
-
-    Class weights: the safe class and the unsafe classes together weigh the same (half each), and
-    unsafe classes share their half equally. (Balancing all 7 classes equally would give "unsafe"
-    a 6/7 prior and refuse most borderline safe prompts.)"""
+def _fit_head(x, yt, cfg: SemanticConfig, seed: int, progress=None, done: int = 0):
+    """One head: full-batch Adam on weighted cross-entropy + L2 from the init of `seed`.
+    Returns (weight, bias, hidden or None, final loss)."""
     import torch
 
-    from worldsmith.text import embed_texts
-
-    x = torch.from_numpy(embed_texts(texts))
-    yt = torch.from_numpy(y)
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(seed)
     n_cls = len(dataset.LABELS)
     if cfg.hidden:
         first = torch.nn.Linear(x.shape[1], cfg.hidden)
@@ -249,6 +295,7 @@ def _fit(texts: list[str], y: np.ndarray, cfg: SemanticConfig, meta: dict, progr
     class_w[1:] /= n_cls - 1
     class_w /= class_w.mean()
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    total = cfg.epochs * max(1, cfg.heads)
     for epoch in range(cfg.epochs):
         opt.zero_grad()
         loss = torch.nn.functional.cross_entropy(net(x) / cfg.temperature, yt, weight=class_w)
@@ -256,11 +303,27 @@ def _fit(texts: list[str], y: np.ndarray, cfg: SemanticConfig, meta: dict, progr
         loss.backward()
         opt.step()
         if progress:
-            progress(epoch + 1, cfg.epochs, loss.item())
-    meta = {**meta, "train_examples": len(texts), "final_loss": f"{loss.item():.5f}"}
+            progress(done + epoch + 1, total, loss.item())
     hidden = (first.weight.detach().numpy(), first.bias.detach().numpy()) if cfg.hidden else None
-    return SemanticClassifier(lin.weight.detach().numpy(), lin.bias.detach().numpy(), dataset.LABELS,
-                              cfg.temperature, meta, hidden)
+    return lin.weight.detach().numpy(), lin.bias.detach().numpy(), hidden, loss.item()
+
+
+def _fit(texts: list[str], y: np.ndarray, cfg: SemanticConfig, meta: dict, progress=None) -> SemanticClassifier:
+    """`cfg.heads` heads, head h initialised from seed `cfg.seed + h`; deterministic for a given seed.
+
+    Class weights: the safe class and the unsafe classes together weigh the same (half each), and
+    unsafe classes share their half equally. (Balancing all 7 classes equally would give "unsafe"
+    a 6/7 prior and refuse most borderline safe prompts.)"""
+    import torch
+
+    from worldsmith.text import embed_texts_layers
+
+    x = torch.from_numpy(embed_texts_layers(texts, cfg.layers))
+    yt = torch.from_numpy(y)
+    heads = [_fit_head(x, yt, cfg, cfg.seed + h, progress, h * cfg.epochs) for h in range(max(1, cfg.heads))]
+    meta = {**meta, "train_examples": len(texts), "final_loss": " ".join(f"{h[3]:.5f}" for h in heads)}
+    (weight, bias, hidden, _), more = heads[0], [h[:3] for h in heads[1:]]
+    return SemanticClassifier(weight, bias, dataset.LABELS, cfg.temperature, meta, hidden, cfg.layers, more)
 
 
 def out_of_fold_scores(train: list[dataset.Prompt], cfg: SemanticConfig) -> dict[str, np.ndarray]:
@@ -278,9 +341,9 @@ def out_of_fold_scores(train: list[dataset.Prompt], cfg: SemanticConfig) -> dict
     items = dataset.with_adversarial(train, 2, cfg.seed + 2, targets_of)
     n = len(train)
     item_fold = np.array([fold_of_prompt[i if i < n else (i - n) // 2] for i in range(len(items))])
-    from worldsmith.text import embed_texts
+    from worldsmith.text import embed_texts_layers
 
-    embed_texts(_flatten(groups)[0])  # one embedding pass in a fixed order; the folds reuse the cache
+    embed_texts_layers(_flatten(groups)[0], cfg.layers)  # one embedding pass in a fixed order; the folds reuse the cache
     p_unsafe = np.zeros(len(items))
     for f in range(cfg.folds):
         clf = _fit(*_flatten([g for g, k in zip(groups, fold_of_prompt) if k != f]), cfg, {})
