@@ -80,14 +80,16 @@ def test_train_predict_eval_cli(setup):
     info = predict_episode(p, tmp / "data", 1, 6, tmp / "pred.mp4")
     side = read_video(tmp / "pred.mp4")
     assert side.shape == (5 + 6, 32, 64, 3) and len(info["psnr"]) == 6   # context + 6 frames, truth | prediction
-    ev = evaluate_rollout(p, [str(tmp / "data")], horizon=6, max_clips=4, show_progress=False)
+    ev = evaluate_rollout(p, [str(tmp / "data")], horizon=6, max_clips=4, show_progress=False, samples=2)
     assert ev["horizons"] == [1, 2, 3, 4, 5, 6] and ev["clips"] >= 1 and ev["captions"]
     # compensated by default: the raw samples and the compensated ceiling are reported beside
-    assert set(ev["psnr"]) == {"model", "copy_last", "tokenizer", "model_raw", "tokenizer_compensated"}
+    assert set(ev["psnr"]) == {"model", "copy_last", "tokenizer", "model_raw", "tokenizer_compensated", "model_mean"}
+    assert ev["samples"] == 2 and "psnr_gain_over_copy_db_mean" in ev
     assert all(len(v) == 6 for v in ev["ssim"].values()) and ev["compensation_tau"] > 0
     raw = evaluate_rollout(load_predictor(tmp / "run", steps=2, compensate=0), [str(tmp / "data")], horizon=6,
                            max_clips=4, show_progress=False)
     assert set(raw["psnr"]) == {"model", "copy_last", "tokenizer"} and raw["compensation_tau"] is None
+    assert raw["mean_psnr"]["model"] == pytest.approx(ev["mean_psnr"]["model_raw"], abs=1e-4)  # same first sample
     assert raw["mean_psnr"]["model"] == pytest.approx(ev["mean_psnr"]["model_raw"], abs=1e-4)
     # the same clip and seed give the same rollout
     ctx = torch.zeros(1, 3, 5, 32, 32)

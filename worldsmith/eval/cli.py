@@ -26,6 +26,8 @@ def rollout(
                                      "tokenizer's error (worldsmith.wfm.compensation); 0: off."),
     captions: bool = typer.Option(True, "--captions/--no-captions", help="Condition each clip on its episode's "
                                   "task text (default), or roll out from frames alone."),
+    samples: int = typer.Option(1, "--samples", help="Also score the mean of this many sampled rollouts per clip "
+                                "(model_mean: the conditional-mean estimate; 1: off)."),
     all_episodes: bool = typer.Option(False, "--all-episodes", help="Use every episode, not only the val/test "
                                       "split (for a dataset the model never trained on, e.g. another seed)."),
 ) -> None:
@@ -44,7 +46,7 @@ def rollout(
         p = load_predictor(model, tokenizer=str(tokenizer) if tokenizer else None, compensate=compensate, **kw)
         splits = ("train", "val", "test") if all_episodes else ("val", "test")
         res = evaluate_rollout(p, [str(d) for d in data], horizon=horizon, max_clips=max_clips, seed=seed,
-                               splits=splits, captions=captions)
+                               splits=splits, captions=captions, samples=samples)
     except Exception as e:  # one line, no traceback: the messages name the file and the problem
         print(f"error: {e}", file=sys.stderr)
         raise typer.Exit(1)
@@ -54,6 +56,7 @@ def rollout(
         plot_psnr(res, plot, title=model.name)
     m = res["mean_psnr"]
     raw = f", uncompensated {m['model_raw']:.2f} dB" if "model_raw" in m else ""
+    raw += f", mean of {samples} samples {m['model_mean']:.2f} dB" if "model_mean" in m else ""
     typer.echo(f"{res['clips']} clips, horizons 1-{horizon}: PSNR model {m['model']:.2f} dB{raw}, copy-last "
                f"{m['copy_last']:.2f} dB, tokenizer {m['tokenizer']:.2f} dB (gain {res['psnr_gain_over_copy_db']:+.2f} dB)"
                f" -> {json_out}")
