@@ -149,7 +149,7 @@ def main() -> None:
     t0 = time.time()
     speed = time_models(cfg, (5, 16, 16), batch=2, repeats=5 if args.quick else 15)
     ensure_heldout_robot(Path(args.data), episodes=40)
-    quality = rollout_quality(args.data, max_clips=8 if args.quick else 48, steps=12)
+    quality = rollout_quality(args.data, max_clips=24 if args.quick else 40, steps=12)
     print(f"{'':24}{'ours':>12}{'diffusers':>12}{'ratio':>8}")
     print(f"{'params':24}{speed['ours']['params']:>12,}{speed['diffusers']['params']:>12,}")
     print(f"{'train step (s)':24}{speed['ours']['train_step_s']:>12.4f}{speed['diffusers']['train_step_s']:>12.4f}"
