@@ -60,8 +60,9 @@ class SemanticConfig:
     # which steadies the operating point. `guard train` itself, 5-fold out-of-fold recall at <= 0.02
     # false refusals: 0.832 (threshold 0.88) layer 6 + 1 head (round 3); 0.835 (0.92) layers (2, 4, 6)
     # + 1 head; 0.871 (0.84, false refusals 0.019) layers (2, 4, 6) + 3 heads (issue 7, round 4; in the
-    # experiment script the 3 heads gave 0.890 vs 0.877 .. 0.883 alone). 3x the weights (~900 KB) and
-    # head time (negligible next to the MiniLM forward pass)
+    # experiment script the 3 heads gave 0.890 vs 0.877 .. 0.883 alone); with the 641 prompts added after
+    # round 4 (1907 prompts, 3966 scored OOF items) 0.879 (0.82, false refusals 0.020). 3x the weights
+    # (~900 KB) and head time (negligible next to the MiniLM forward pass)
     heads: int = 3
     # Threshold calibration, on the TRAIN split only (the held-out split is never looked at): K-fold
     # out-of-fold scores of every train prompt plus respellings of it (`out_of_fold_scores`); the
