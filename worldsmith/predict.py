@@ -21,13 +21,13 @@ from worldsmith.wfm.compensation import DEFAULT_TAU
 
 
 def load_predictor(run_dir: str | os.PathLike, device: str = "cpu", tokenizer: str | None = None,
-                   compensate: float | None = "default", **kw):
+                   compensate: float | None = DEFAULT_TAU, **kw):
     """The predictor for a run directory, chosen by config.json "kind" ("diffusion", "ar").
 
     `compensate`: the tau of pixel-space compensation of the tokenizer's error (`worldsmith.wfm.compensation`);
-    "default" takes its DEFAULT_TAU, None or 0 predicts the decoded latents as they are."""
+    None or 0 predicts the decoded latents as they are."""
     from worldsmith.train.trainer import CheckpointError, read_run_config
-    from worldsmith.wfm.compensation import DEFAULT_TAU, CompensatedPredictor
+    from worldsmith.wfm.compensation import CompensatedPredictor
 
     kind = read_run_config(run_dir).get("kind")
     if kind == "diffusion":
@@ -38,8 +38,7 @@ def load_predictor(run_dir: str | os.PathLike, device: str = "cpu", tokenizer: s
         p = _ARAdapter(run_dir, device=device, tokenizer=tokenizer)
     else:
         raise CheckpointError(f"{Path(run_dir) / 'config.json'}: kind {kind!r} is not a world model (diffusion, ar)")
-    tau = DEFAULT_TAU if compensate == "default" else compensate
-    return CompensatedPredictor(p, tau) if tau else p
+    return CompensatedPredictor(p, compensate) if compensate else p
 
 
 class _ARAdapter:

@@ -48,6 +48,7 @@ def evaluate_rollout(predictor, roots: list[str], horizon: int = 16, splits=("va
         pick = torch.linspace(0, len(clips) - 1, max_clips).round().long().tolist()
         clips = [clips[i] for i in pick]
     compensated = hasattr(predictor, "predict_raw") and hasattr(predictor, "apply")
+    draw = predictor.predict_raw if compensated else predictor.predict    # one uncompensated sample
     names = ("model", "copy_last", "tokenizer") + (("model_raw", "tokenizer_compensated") if compensated else ()) \
         + (("model_mean",) if samples > 1 else ())
     rows = {name: {"psnr": [], "ssim": []} for name in names}
@@ -65,11 +66,8 @@ def evaluate_rollout(predictor, roots: list[str], horizon: int = 16, splits=("va
             video = torch.stack([it["video"] for it in batch]).permute(0, 2, 1, 3, 4)     # (B, 3, L, H, W)
             truth = video[:, :, c:c + horizon]
             t0 = time.perf_counter()
-            if compensated:
-                raw = predictor.predict_raw(video[:, :, :c], horizon, prompt=text or None, seed=seed + b0).float().cpu()
-                pred = predictor.apply(raw, video[:, :, :c]).cpu()
-            else:
-                pred = predictor.predict(video[:, :, :c], horizon, prompt=text or None, seed=seed + b0).float().cpu()
+            raw = draw(video[:, :, :c], horizon, prompt=text or None, seed=seed + b0).float().cpu()
+            pred = predictor.apply(raw, video[:, :, :c]).cpu() if compensated else raw
             t_sample += time.perf_counter() - t0
             n_sampled += pred.shape[0] * pred.shape[2]
             copy = video[:, :, c - 1:c].expand_as(truth)
@@ -77,10 +75,9 @@ def evaluate_rollout(predictor, roots: list[str], horizon: int = 16, splits=("va
                 recon = predictor.reconstruct(video).float().cpu()[:, :, c:c + horizon]
             guesses = [("model", pred), ("copy_last", copy), ("tokenizer", recon)]
             if samples > 1:
-                draw = predictor.predict_raw if compensated else predictor.predict
                 more = [draw(video[:, :, :c], horizon, prompt=text or None, seed=seed + b0 + 100_003 * k).float().cpu()
                         for k in range(1, samples)]
-                mean = torch.stack([raw if compensated else pred, *more]).mean(0)
+                mean = torch.stack([raw, *more]).mean(0)
                 guesses.append(("model_mean", predictor.apply(mean, video[:, :, :c]).cpu() if compensated else mean))
             if compensated:
                 guesses += [("model_raw", raw), ("tokenizer_compensated", predictor.apply(recon, video[:, :, :c]).cpu())]

@@ -100,16 +100,16 @@ def model_config_dict(cfg: DiffusionRunConfig, mean: torch.Tensor, std: torch.Te
 
 
 def init_source(cfg: DiffusionRunConfig, init_from: str | os.PathLike) -> dict:
-    """The config.json of a diffusion run to warm-start from, checked against `cfg`: same DiT config and the
-    same tokenizer latents (the model only makes sense on the latent space it was trained in)."""
+    """The config.json of a diffusion run to warm-start from, checked against `cfg`: a diffusion run with the
+    same DiT config (run_config takes it over; a --set model.* override would break it). The tokenizer is the
+    caller's to keep: the weights only make sense on the latents they were trained on."""
+    from worldsmith.config import from_dict
     from worldsmith.train.trainer import CheckpointError, read_run_config
 
     saved = read_run_config(init_from)
     where = Path(init_from) / "config.json"
     if saved.get("kind") != "diffusion":
         raise CheckpointError(f"{where}: not a diffusion run (kind {saved.get('kind')!r})")
-    from worldsmith.config import from_dict
-
     if to_dict(from_dict(DiTConfig, saved.get("model", {}))) != to_dict(cfg.model):
         raise CheckpointError(f"{where}: its DiT config differs from this run's (a --set model.* override?); "
                               f"warm-starting needs the same model")
