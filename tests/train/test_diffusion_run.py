@@ -90,10 +90,14 @@ def test_train_predict_eval_cli(setup):
                            max_clips=4, show_progress=False)
     assert set(raw["psnr"]) == {"model", "copy_last", "tokenizer"} and raw["compensation_tau"] is None
     assert raw["mean_psnr"]["model"] == pytest.approx(ev["mean_psnr"]["model_raw"], abs=1e-4)  # same first sample
-    assert raw["mean_psnr"]["model"] == pytest.approx(ev["mean_psnr"]["model_raw"], abs=1e-4)
     # the same clip and seed give the same rollout
     ctx = torch.zeros(1, 3, 5, 32, 32)
     torch.testing.assert_close(p.predict(ctx, 4, seed=3), p.predict(ctx, 4, seed=3))
+    # classifier-free guidance (eval rollout --guidance) changes a captioned rollout, not an uncaptioned one
+    guided = load_predictor(tmp / "run", steps=2, guidance=3.0)
+    assert not torch.equal(guided.predict(ctx, 4, prompt="pick up the cube", seed=3),
+                           p.predict(ctx, 4, prompt="pick up the cube", seed=3))
+    torch.testing.assert_close(guided.predict(ctx, 4, seed=3), p.predict(ctx, 4, seed=3))
 
 
 def test_init_warm_starts_from_a_run(setup, tmp_path):

@@ -19,6 +19,7 @@ def rollout(
     horizon: int = typer.Option(16, "--horizon", help="Frames to roll out after the context."),
     max_clips: int = typer.Option(32, "--max-clips", help="At most this many held-out windows."),
     steps: int = typer.Option(12, "--steps", help="Sampler steps (diffusion)."),
+    guidance: float = typer.Option(1.0, "--guidance", help="Classifier-free guidance scale (diffusion, with captions)."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
     plot: Path = typer.Option(None, "--plot", help="Also write the PSNR-by-horizon plot (png)."),
     tokenizer: Path = typer.Option(None, "--tokenizer", help="Tokenizer run (default: the one the model names)."),
@@ -42,7 +43,7 @@ def rollout(
     from worldsmith.predict import _kind, load_predictor
 
     try:
-        kw = {"steps": steps} if _kind(model) == "diffusion" else {}
+        kw = {"steps": steps, "guidance": guidance} if _kind(model) == "diffusion" else {}
         p = load_predictor(model, tokenizer=str(tokenizer) if tokenizer else None, compensate=compensate, **kw)
         splits = ("train", "val", "test") if all_episodes else ("val", "test")
         res = evaluate_rollout(p, [str(d) for d in data], horizon=horizon, max_clips=max_clips, seed=seed,
