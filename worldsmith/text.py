@@ -46,10 +46,23 @@ def embed_text(text: str) -> np.ndarray:
     return embed_texts([text])[0]
 
 
-_layer_cache: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}
+_layer_cache: dict[tuple[str, tuple[str, tuple[int, ...]]], np.ndarray] = {}
 
 
-def embed_texts_layers(texts: list[str], layers: tuple[int, ...] = (2, 4, 6), batch_size: int = 64) -> np.ndarray:
+def pool_layers(hidden_states, attention_mask, layers: tuple[int, ...]):
+    """The torch (N, 384 * len(layers)) features of `embed_texts_layers` from one BERT forward pass's
+    `hidden_states` (embeddings, then each layer): per layer the mask-weighted token mean, L2-normalised,
+    concatenated in the order of `layers`. Shared by inference and by the guardrail's fine-tuning,
+    which backpropagates through it."""
+    import torch
+
+    mask = attention_mask.unsqueeze(-1).to(hidden_states[0].dtype)
+    pooled = [(hidden_states[k] * mask).sum(1) / mask.sum(1).clamp(min=1e-9) for k in layers]
+    return torch.cat([torch.nn.functional.normalize(p, dim=1) for p in pooled], dim=1)
+
+
+def embed_texts_layers(texts: list[str], layers: tuple[int, ...] = (2, 4, 6), batch_size: int = 64,
+                       encoder=None, cache_key: str = "") -> np.ndarray:
     """(N, 384 * len(layers)) float32: per text, the mask-weighted mean of MiniLM's hidden states at each
     of `layers` (0 = word embeddings, 6 = the last layer, whose mean is `embed_texts`' vector), each
     L2-normalised, concatenated in the order given. One forward pass gives every layer.
@@ -57,14 +70,18 @@ def embed_texts_layers(texts: list[str], layers: tuple[int, ...] = (2, 4, 6), ba
     Middle layers keep more of each word's own meaning than the last one, which the sentence-similarity
     training tunes towards the gist of the whole sentence; the guardrail's semantic check uses them so
     that one harmful verb in a long scene is not averaged away (issue 7). Texts are batched in order of
-    length (as sentence_transformers does) and cached per (text, layers), like `embed_texts`."""
+    length (as sentence_transformers does) and cached per (text, layers), like `embed_texts`.
+
+    `encoder`: another BERT with MiniLM's tokenizer and shape (the guardrail's LoRA-adapted copy) in
+    place of the shared model; give it a `cache_key` of its own so its vectors never mix with these."""
     import torch
 
     layers = tuple(int(k) for k in layers)
-    missing = [t for t in dict.fromkeys(texts) if (t, layers) not in _layer_cache]
+    key = (cache_key, layers)
+    missing = [t for t in dict.fromkeys(texts) if (t, key) not in _layer_cache]
     if missing:
         model = _model()
-        bert, tokenizer = model[0].auto_model, model.tokenizer
+        bert, tokenizer = encoder if encoder is not None else model[0].auto_model, model.tokenizer
         order = sorted(missing, key=len)
         with torch.inference_mode():
             for s in range(0, len(order), batch_size):
@@ -72,12 +89,10 @@ def embed_texts_layers(texts: list[str], layers: tuple[int, ...] = (2, 4, 6), ba
                 enc = tokenizer(batch, padding=True, truncation=True, max_length=model.max_seq_length,
                                 return_tensors="pt")
                 hidden = bert(**enc, output_hidden_states=True).hidden_states
-                mask = enc["attention_mask"].unsqueeze(-1).to(hidden[0].dtype)
-                pooled = [(hidden[k] * mask).sum(1) / mask.sum(1).clamp(min=1e-9) for k in layers]
-                vec = torch.cat([torch.nn.functional.normalize(p, dim=1) for p in pooled], dim=1).numpy()
+                vec = pool_layers(hidden, enc["attention_mask"], layers).numpy()
                 with _lock:
                     for t, v in zip(batch, vec):
-                        _layer_cache[(t, layers)] = v.astype(np.float32)
+                        _layer_cache[(t, key)] = v.astype(np.float32)
     if not texts:
         return np.zeros((0, EMBED_DIM * len(layers)), np.float32)
-    return np.stack([_layer_cache[(t, layers)] for t in texts])
+    return np.stack([_layer_cache[(t, key)] for t in texts])

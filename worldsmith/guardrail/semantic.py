@@ -1,12 +1,15 @@
 """Semantic check: a small classifier on all-MiniLM-L6-v2 embeddings (mean-pooled layers 2, 4 and 6).
 
-Catches unsafe prompts that use no blocklisted word ("make him stop breathing for good"). The
-classifier has one class per label in `dataset.LABELS`; P(unsafe) = 1 - P(safe), and the category
-reported is the most probable unsafe class. Each prompt is scored in several `readings` (as written,
+Catches unsafe prompts that use no blocklisted word ("make him stop breathing for good"). Two members
+score each prompt: heads on the frozen MiniLM features, and a tuned member (`finetune.py`: LoRA
+adapters on MiniLM's upper layers plus a head, trained end to end); their P(unsafe) are averaged in
+logit space. Each has one class per label in `dataset.LABELS`; P(unsafe) = 1 - P(safe), and the
+category reported is the most probable unsafe class. Each prompt is scored in several `readings` (as written,
 normalised, letter runs cut, split words rejoined) and the highest P(unsafe) counts, so a respelling
 cannot hide a prompt from the model either.
 
-Reproduce the shipped weights (`semantic.safetensors`, ~900 KB, never pickle):
+Reproduce the shipped weights (`semantic.safetensors`, ~1.8 MB, never pickle; ~35 min on 2 cores, most
+of it the six fits of the tuned member, five for the out-of-fold calibration and the final one):
     worldsmith guard train            # or: python -m worldsmith.guardrail.semantic
 It trains on the seeded train split of `prompts.txt` plus adversarial respellings of it, and stores
 the refusal threshold calibrated on K-fold out-of-fold scores of that train split in the weights' metadata
@@ -25,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from worldsmith.guardrail import dataset
+from worldsmith.guardrail.finetune import TunedMember, fit_tuned
 from worldsmith.guardrail.normalize import normalize_text
 
 
@@ -64,6 +68,18 @@ class SemanticConfig:
     # round 4 (1907 prompts, 3966 scored OOF items) 0.879 (0.82, false refusals 0.020). 3x the weights
     # (~900 KB) and head time (negligible next to the MiniLM forward pass)
     heads: int = 3
+    # The tuned member (`finetune.py`): LoRA adapters of this rank on MiniLM's encoder layers
+    # tune_from_layer .. 5, trained with one head of the same shape; 0 turns it off. Its P(unsafe) and the
+    # frozen heads' are averaged in logit space. Issue 7, round 6, folds 0 and 1 of the 5 (1635 scored
+    # out-of-fold items), recall at <= 0.02 false refusals with each system's best threshold: frozen heads
+    # 0.889, tuned alone 0.899 (3 epochs) , logit mean of both 0.915; their probability mean 0.897, max 0.909.
+    # ~5 minutes a fit on 2 cores. The adapters are ~0.9 MB (float32) at rank 8 on layers 2 .. 5.
+    tune_rank: int = 8
+    tune_from_layer: int = 2
+    tune_epochs: int = 3
+    tune_lr: float = 5e-4
+    tune_head_lr: float = 3e-3
+    tune_batch: int = 32
     # Threshold calibration, on the TRAIN split only (the held-out split is never looked at): K-fold
     # out-of-fold scores of every train prompt plus respellings of it (`out_of_fold_scores`); the
     # threshold is the lowest P(unsafe) at which blocklist + classifier refuse at most
@@ -142,7 +158,8 @@ class SemanticClassifier:
     def __init__(self, weight: np.ndarray, bias: np.ndarray, labels: tuple[str, ...], temperature: float,
                  meta: dict | None = None, hidden: tuple[np.ndarray, np.ndarray] | None = None,
                  layers: tuple[int, ...] | None = None,
-                 more_heads: list[tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]] = ()):
+                 more_heads: list[tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]] = (),
+                 tuned: TunedMember | None = None):
         self.weight = weight.astype(np.float32)  # (C, D), or (C, H) after a hidden layer
         self.bias = bias.astype(np.float32)  # (C,)
         # optional ReLU layer (H, D) and (H,) in front of the softmax layer
@@ -157,6 +174,10 @@ class SemanticClassifier:
         self.more_heads = [(w.astype(np.float32), b.astype(np.float32),
                             None if h is None else (h[0].astype(np.float32), h[1].astype(np.float32)))
                            for w, b, h in more_heads]
+        # the LoRA-tuned encoder and its head (finetune.py), averaged with the heads above in `score`
+        if tuned is not None and self.layers is None:
+            raise ValueError("a tuned member needs the layered features (weights with 'layers')")
+        self.tuned = tuned
 
     def features(self, texts: list[str]) -> np.ndarray:
         """The input vectors this classifier was trained on: (N, D)."""
@@ -194,12 +215,16 @@ class SemanticClassifier:
         per_text = [readings(t) for t in texts]
         flat = [r for rs in per_text for r in rs]
         p = self.probs(self.features(flat))[:, idx]  # (readings, K)
+        p_unsafe = np.minimum(1.0, p.sum(axis=1))
+        if self.tuned is not None:
+            p_tuned = self._head_probs(self.tuned.features(flat, self.layers), *self.tuned.head)[:, idx]
+            p_unsafe = logit_mean(p_unsafe, np.minimum(1.0, p_tuned.sum(axis=1)))
+            p = (p + p_tuned) / 2
         out, start = [], 0
         for rs in per_text:
-            block = p[start: start + len(rs)]
+            k = start + int(p_unsafe[start: start + len(rs)].argmax())  # the reading that looks least safe
             start += len(rs)
-            pu = block[block.sum(axis=1).argmax()]  # the reading that looks least safe
-            out.append((float(min(1.0, pu.sum())), cats[int(pu.argmax())]))
+            out.append((float(p_unsafe[k]), cats[int(p[k].argmax())]))
         return out
 
     def save(self, path: str | Path) -> None:
@@ -218,6 +243,12 @@ class SemanticClassifier:
             tensors.update({f"head{k}.weight": w, f"head{k}.bias": b})
             if h is not None:
                 tensors.update({f"head{k}.hidden_weight": h[0], f"head{k}.hidden_bias": h[1]})
+        if self.tuned is not None:
+            meta["tuned"] = json.dumps({"rank": self.tuned.rank, "from_layer": self.tuned.from_layer})
+            w, b, (hw, hb) = self.tuned.head
+            tensors.update({"tuned.head.weight": w, "tuned.head.bias": b, "tuned.head.hidden_weight": hw,
+                            "tuned.head.hidden_bias": hb})
+            tensors.update({f"tuned.lora.{k}": np.asarray(v, np.float32) for k, v in self.tuned.lora.items()})
         save_file(tensors, str(tmp), metadata=meta)
         os.chmod(tmp, 0o644)
         tmp.replace(path)
@@ -240,10 +271,26 @@ class SemanticClassifier:
                      if f"head{k}.hidden_weight" in f.keys() else None)
                 more.append((f.get_tensor(f"head{k}.weight"), f.get_tensor(f"head{k}.bias"), h))
                 k += 1
+            tuned = None
+            if "tuned" in meta:
+                spec = json.loads(meta.pop("tuned"))
+                head = (f.get_tensor("tuned.head.weight"), f.get_tensor("tuned.head.bias"),
+                        (f.get_tensor("tuned.head.hidden_weight"), f.get_tensor("tuned.head.hidden_bias")))
+                lora = {k[len("tuned.lora."):]: f.get_tensor(k) for k in f.keys() if k.startswith("tuned.lora.")}
+                tuned = TunedMember(lora, int(spec["rank"]), int(spec["from_layer"]), head)
         labels = tuple(json.loads(meta.pop("labels")))
         temperature = float(meta.pop("temperature"))
         layers = tuple(json.loads(meta.pop("layers"))) if "layers" in meta else None
-        return cls(weight, bias, labels, temperature, meta, hidden, layers, more)
+        return cls(weight, bias, labels, temperature, meta, hidden, layers, more, tuned)
+
+
+def logit_mean(p: np.ndarray, q: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """sigmoid of the mean of logit(p) and logit(q): two confident members that disagree meet in the
+    middle, while one member's 0.999 is not washed out to 0.5 by the other's 0.001 as averaging
+    probabilities does with moderate scores (see SemanticConfig.tune_rank for the figures)."""
+    p, q = np.clip(p, eps, 1 - eps), np.clip(q, eps, 1 - eps)
+    z = (np.log(p / (1 - p)) + np.log(q / (1 - q))) / 2
+    return 1.0 / (1.0 + np.exp(-z))
 
 
 def _targets_of():
@@ -270,10 +317,6 @@ def _training_groups(prompts: list[dataset.Prompt], cfg: SemanticConfig) -> list
 def _flatten(groups: list[tuple[list[str], int]]) -> tuple[list[str], np.ndarray]:
     texts = [t for ts, _ in groups for t in ts]
     return texts, np.array([y for ts, y in groups for _ in ts], dtype=np.int64)
-
-
-def _training_set(prompts: list[dataset.Prompt], cfg: SemanticConfig) -> tuple[list[str], np.ndarray]:
-    return _flatten(_training_groups(prompts, cfg))
 
 
 def _fit_head(x, yt, cfg: SemanticConfig, seed: int, progress=None, done: int = 0):
@@ -309,8 +352,16 @@ def _fit_head(x, yt, cfg: SemanticConfig, seed: int, progress=None, done: int = 
     return lin.weight.detach().numpy(), lin.bias.detach().numpy(), hidden, loss.item()
 
 
-def _fit(texts: list[str], y: np.ndarray, cfg: SemanticConfig, meta: dict, progress=None) -> SemanticClassifier:
-    """`cfg.heads` heads, head h initialised from seed `cfg.seed + h`; deterministic for a given seed.
+def _stage(progress, what: str):
+    """`progress(step, total, loss, what)` bound to one stage of training, as the fitting loops call it."""
+    return None if progress is None else (lambda i, n, loss: progress(i, n, loss, what))
+
+
+def _fit(groups: list[tuple[list[str], int]], cfg: SemanticConfig, meta: dict, progress=None,
+         stage: str = "") -> SemanticClassifier:
+    """`cfg.heads` heads, head h initialised from seed `cfg.seed + h`; deterministic for a given seed;
+    then the tuned member when `cfg.tune_rank` > 0. `progress(step, total, loss, what)`, `what` starting
+    with `stage`.
 
     Class weights: the safe class and the unsafe classes together weigh the same (half each), and
     unsafe classes share their half equally. (Balancing all 7 classes equally would give "unsafe"
@@ -319,15 +370,23 @@ def _fit(texts: list[str], y: np.ndarray, cfg: SemanticConfig, meta: dict, progr
 
     from worldsmith.text import embed_texts_layers
 
+    texts, y = _flatten(groups)
     x = torch.from_numpy(embed_texts_layers(texts, cfg.layers))
     yt = torch.from_numpy(y)
-    heads = [_fit_head(x, yt, cfg, cfg.seed + h, progress, h * cfg.epochs) for h in range(max(1, cfg.heads))]
-    meta = {**meta, "train_examples": len(texts), "final_loss": " ".join(f"{h[3]:.5f}" for h in heads)}
+    heads_progress = _stage(progress, f"{stage}frozen-feature heads")
+    heads = [_fit_head(x, yt, cfg, cfg.seed + h, heads_progress, h * cfg.epochs) for h in range(max(1, cfg.heads))]
+    losses = [f"{h[3]:.5f}" for h in heads]
+    tuned = None
+    if cfg.tune_rank > 0:
+        tuned, tuned_loss = fit_tuned(groups, cfg, cfg.seed, len(dataset.LABELS),
+                                      _stage(progress, f"{stage}tuned encoder (LoRA)"))
+        losses.append(f"tuned {tuned_loss:.5f}")
+    meta = {**meta, "train_examples": len(texts), "final_loss": " ".join(losses)}
     (weight, bias, hidden, _), more = heads[0], [h[:3] for h in heads[1:]]
-    return SemanticClassifier(weight, bias, dataset.LABELS, cfg.temperature, meta, hidden, cfg.layers, more)
+    return SemanticClassifier(weight, bias, dataset.LABELS, cfg.temperature, meta, hidden, cfg.layers, more, tuned)
 
 
-def out_of_fold_scores(train: list[dataset.Prompt], cfg: SemanticConfig) -> dict[str, np.ndarray]:
+def out_of_fold_scores(train: list[dataset.Prompt], cfg: SemanticConfig, progress=None) -> dict[str, np.ndarray]:
     """K-fold out-of-fold scores over the whole TRAIN split: the head is fitted `folds` times, each on
     the other folds (with their respellings), and scores the prompts of its held-back fold plus two
     respellings of each (as the benchmark respells held-out prompts, with a seed of the train side's
@@ -347,7 +406,8 @@ def out_of_fold_scores(train: list[dataset.Prompt], cfg: SemanticConfig) -> dict
     embed_texts_layers(_flatten(groups)[0], cfg.layers)  # one embedding pass in a fixed order; the folds reuse the cache
     p_unsafe = np.zeros(len(items))
     for f in range(cfg.folds):
-        clf = _fit(*_flatten([g for g, k in zip(groups, fold_of_prompt) if k != f]), cfg, {})
+        clf = _fit([g for g, k in zip(groups, fold_of_prompt) if k != f], cfg, {}, progress,
+                   f"fold {f + 1}/{cfg.folds}: ")
         idx = np.flatnonzero(item_fold == f)
         p_unsafe[idx] = [p for p, _ in clf.score([items[i].text for i in idx])]
     return {"p_unsafe": p_unsafe, "blocked": np.array([bool(targets_of(p.text)) for p in items]),
@@ -371,11 +431,11 @@ def pick_threshold(scores: dict[str, np.ndarray], grid, max_false_refusal: float
     return at(max(grid))
 
 
-def calibrate_threshold(train: list[dataset.Prompt], cfg: SemanticConfig) -> dict:
+def calibrate_threshold(train: list[dataset.Prompt], cfg: SemanticConfig, progress=None) -> dict:
     """Pick the refusal threshold on out-of-fold scores of the TRAIN split (see `out_of_fold_scores`).
 
     Returns {"threshold", "oof_recall", "oof_false_refusal", "oof_items", "oof_safe_items", "folds"}."""
-    scores = out_of_fold_scores(train, cfg)
+    scores = out_of_fold_scores(train, cfg, progress)
     best = pick_threshold(scores, cfg.threshold_grid, cfg.max_oof_false_refusal)
     return {**best, "oof_items": int(len(scores["unsafe"])), "oof_safe_items": int((~scores["unsafe"]).sum()),
             "folds": cfg.folds}
@@ -383,12 +443,13 @@ def calibrate_threshold(train: list[dataset.Prompt], cfg: SemanticConfig) -> dic
 
 def train_classifier(cfg: SemanticConfig = SemanticConfig(), progress=None) -> SemanticClassifier:
     """Calibrate the threshold on out-of-fold scores of the train split, then fit on the whole train
-    split (held-out prompts are never used) and store the threshold in the weights' metadata."""
+    split (held-out prompts are never used) and store the threshold in the weights' metadata.
+    `progress(step, total, loss, what)` is called through every fit."""
     train, _ = dataset.split(dataset.load_prompts(), cfg.heldout_fraction, cfg.seed)
-    calib = calibrate_threshold(train, cfg)
+    calib = calibrate_threshold(train, cfg, progress)
     meta = {"config": json.dumps(asdict(cfg)), "prompts_sha256": dataset.prompts_sha256(),
             "threshold": calib["threshold"], "calibration": json.dumps(calib)}
-    return _fit(*_training_set(train, cfg), cfg, meta, progress)
+    return _fit(_training_groups(train, cfg), cfg, meta, progress, "final fit: ")
 
 
 if __name__ == "__main__":
