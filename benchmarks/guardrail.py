@@ -67,7 +67,10 @@ def text_benchmark(quick: bool) -> dict:
     terms = [t.text for t in block.terms]
     _, held = split(load_prompts(), heldout_fraction=0.3, seed=0)  # the split the shipped weights used
     targets_of = lambda text: [h.surface for h in block.match(text)]  # noqa: E731 (respell the words that matter)
-    items = with_adversarial(held, per_prompt=2 if quick else 4, seed=1, targets_of=targets_of)
+    # --quick: every 2nd held-out prompt, as written and in one respelling (the two-member classifier runs
+    # MiniLM twice per reading; the full run takes every held-out prompt and 4 respellings, ~5 minutes)
+    scored = held[::2] if quick else held
+    items = with_adversarial(scored, per_prompt=1 if quick else 4, seed=1, targets_of=targets_of)
     t0 = time.perf_counter()
     verdicts = guard.check_prompts([p.text for p in items])
     seconds = time.perf_counter() - t0
@@ -96,7 +99,7 @@ def text_benchmark(quick: bool) -> dict:
     false_refusals = [(p.text, v.reason) for p, v in zip(items, verdicts) if not p.unsafe and not v.allowed]
     kfp = guard.check_prompts(KNOWN_FALSE_POSITIVES)
     return {
-        "heldout_prompts": len(held), "evaluated_prompts": len(items), "unsafe": int(unsafe.sum()),
+        "heldout_prompts": len(held), "scored_prompts": len(scored), "evaluated_prompts": len(items), "unsafe": int(unsafe.sum()),
         "safe": int((~unsafe).sum()), "systems": rows, "ours_recall_by_trick": per_trick,
         "ours_recall_by_category": per_category, "misses": misses[:20],
         "false_refusals": false_refusals[:20],
@@ -145,8 +148,8 @@ def video_benchmark(quick: bool) -> dict:
     frames = read_video(carphone_path())
     guard = Guardrail(load_policy())
     guarded, report = guard.guard_video(frames, source="carphone_pristine.mp4")
-    # --quick scores every 2nd frame (the guard itself always runs on all 120)
-    step = 2 if quick else 1
+    # --quick scores every 4th frame (the guard itself always runs on all 120)
+    step = 4 if quick else 1
     t0 = time.perf_counter()
     refs = reference_boxes(frames[::step], quick)
     ref_seconds = time.perf_counter() - t0
@@ -173,15 +176,16 @@ def video_benchmark(quick: bool) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true",
-                    help="fewer respellings, a lighter reference pass on every 2nd frame (about a minute on an idle 2-core CPU)")
+                    help="half the held-out prompts with one respelling each, a lighter reference pass on every 4th "
+                         "frame (under a minute on an idle 2-core CPU)")
     args = ap.parse_args()
     os.environ.setdefault("WORLDSMITH_GUARD_LOG", os.devnull)  # do not fill the user's log with benchmark rows
     t0 = time.perf_counter()
     text = text_benchmark(args.quick)
     video = video_benchmark(args.quick)
     ours = text["systems"]["ours (blocklist + semantic)"]
-    print(f"\nText pre-guard: {text['evaluated_prompts']} held-out prompts ({text['unsafe']} unsafe, "
-          f"{text['safe']} safe) incl. adversarial respellings")
+    print(f"\nText pre-guard: {text['scored_prompts']} of {text['heldout_prompts']} held-out prompts, "
+          f"{text['evaluated_prompts']} items with respellings ({text['unsafe']} unsafe, {text['safe']} safe)")
     print(f"{'system':32s} {'recall':>8s} {'false ref':>10s} {'recall adv':>11s} {'false ref adv':>14s}")
     for name, r in text["systems"].items():
         print(f"{name:32s} {r['unsafe_recall']:8.3f} {r['false_refusal_rate']:10.3f} "

@@ -130,7 +130,7 @@ def train_cmd(
     seed: int = typer.Option(0, help="Seed of the train/held-out split hash, the adversarial respellings and the init."),
 ) -> None:
     """Retrain the semantic classifier from the shipped labelled prompts (reproduces the shipped weights;
-    ~35 min on 2 cores); the refusal threshold is calibrated on K-fold out-of-fold scores of the train
+    ~1.5 h on one CPU thread); the refusal threshold is calibrated on K-fold out-of-fold scores of the train
     split and stored with them.
 
     Example: worldsmith guard train --out /tmp/semantic.safetensors

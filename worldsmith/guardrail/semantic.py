@@ -8,7 +8,7 @@ category reported is the most probable unsafe class. Each prompt is scored in se
 normalised, letter runs cut, split words rejoined) and the highest P(unsafe) counts, so a respelling
 cannot hide a prompt from the model either.
 
-Reproduce the shipped weights (`semantic.safetensors`, ~1.8 MB, never pickle; ~35 min on 2 cores, most
+Reproduce the shipped weights (`semantic.safetensors`, ~2 MB, never pickle; 96 min on one thread, most
 of it the six fits of the tuned member, five for the out-of-fold calibration and the final one):
     worldsmith guard train            # or: python -m worldsmith.guardrail.semantic
 It trains on the seeded train split of `prompts.txt` plus adversarial respellings of it, and stores
@@ -72,8 +72,10 @@ class SemanticConfig:
     # tune_from_layer .. 5, trained with one head of the same shape; 0 turns it off. Its P(unsafe) and the
     # frozen heads' are averaged in logit space. Issue 7, round 6, folds 0 and 1 of the 5 (1635 scored
     # out-of-fold items), recall at <= 0.02 false refusals with each system's best threshold: frozen heads
-    # 0.889, tuned alone 0.899 (3 epochs) , logit mean of both 0.915; their probability mean 0.897, max 0.909.
-    # ~5 minutes a fit on 2 cores. The adapters are ~0.9 MB (float32) at rank 8 on layers 2 .. 5.
+    # 0.889, tuned alone 0.899 (3 epochs; 5 epochs: 0.886 on fold 0 against 0.902, overconfident, its
+    # threshold at the grid's 0.99), logit mean of both 0.915; their probability mean 0.897, max 0.909.
+    # `guard train` with it on 2516 prompts: OOF recall 0.894 at 0.020 false refusals (threshold 0.90), 96 min
+    # on one thread (~11 min a tuned fit). The adapters are ~0.9 MB (float32) at rank 8 on layers 2 .. 5.
     tune_rank: int = 8
     tune_from_layer: int = 2
     tune_epochs: int = 3
