@@ -8,7 +8,8 @@ disagree on different prompts, so the guard averages their logits (`semantic.Sem
 Figures in `SemanticConfig.tune_rank`.
 
 The adapters are zero-initialised (B = 0), so an untrained member reads exactly MiniLM's features; at load
-time they are merged into a private copy of the encoder, so scoring costs one plain MiniLM forward pass.
+time they are merged into a private copy of the encoder, so the member costs one more plain MiniLM forward
+pass per reading.
 The shared encoder in `worldsmith.text` (world-model captions, curation) is never modified.
 """
 
@@ -18,7 +19,7 @@ import copy
 import hashlib
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -48,7 +49,7 @@ class TunedMember:
     rank: int
     from_layer: int
     head: tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]
-    _encoder: object = None
+    _encoder: object = field(default=None, repr=False, compare=False)  # built on first use
 
     @property
     def cache_key(self) -> str:
@@ -141,4 +142,5 @@ def fit_tuned(groups: list[tuple[list[str], int]], cfg, seed: int, n_classes: in
     lora = {k: v.detach().numpy().copy() for k, v in lora_state(bert).items()}
     head_arrays = (last.weight.detach().numpy().copy(), last.bias.detach().numpy().copy(),
                    (first.weight.detach().numpy().copy(), first.bias.detach().numpy().copy()))
-    return TunedMember(lora, cfg.tune_rank, cfg.tune_from_layer, head_arrays), float(np.mean(recent)) if recent else 0.0
+    last_loss = float(np.mean(recent)) if recent else 0.0
+    return TunedMember(lora, cfg.tune_rank, cfg.tune_from_layer, head_arrays), last_loss
