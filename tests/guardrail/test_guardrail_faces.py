@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from worldsmith.guardrail import ContentVerdict, Guardrail
-from worldsmith.guardrail.faces import DetectorConfig, FaceDetector, TrackerConfig, pad_box, track_faces
+from worldsmith.guardrail.faces import (DetectorConfig, FaceDetector, TrackerConfig, link_tracks, pad_box, track_faces,
+                                       track_span)
 from worldsmith.guardrail.policy import load_policy
 
 
@@ -52,6 +53,17 @@ def test_tracker_keeps_two_faces_apart():
     left, right = (0.0, 0.0, 10.0, 10.0), (50.0, 0.0, 10.0, 10.0)
     out = track_faces([[left, right], [right], [left, right]], TrackerConfig(max_missed=0))
     assert sorted(out[1]) == sorted([left, right])
+
+
+def test_link_tracks_separates_a_persistent_face_from_a_one_frame_false_hit():
+    face, stray = (10.0, 10.0, 20.0, 20.0), (60.0, 60.0, 40.0, 40.0)
+    dets = [[face], [face, stray], [], [face]]
+    tracks = link_tracks(dets, TrackerConfig(max_missed=1))
+    assert sorted(len(tr.boxes) for tr in tracks) == [1, 3]
+    longest = max(tracks, key=lambda tr: len(tr.boxes))
+    assert track_span(longest, 4, TrackerConfig(max_missed=1)) == {0: face, 1: face, 2: face, 3: face}
+    stray_span = track_span(min(tracks, key=lambda tr: len(tr.boxes)), 4, TrackerConfig(max_missed=1))
+    assert sorted(stray_span) == [0, 1, 2]  # carried one frame each way
 
 
 def test_blur_changes_the_face_and_nothing_else(carphone):

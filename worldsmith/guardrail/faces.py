@@ -146,9 +146,8 @@ def _lerp(a: Box, b: Box, t: float) -> Box:
     return tuple(float(x + (y - x) * t) for x, y in zip(a, b))
 
 
-def track_faces(detections: list[list[Box]], cfg: TrackerConfig = TrackerConfig()) -> list[list[Box]]:
-    """Per-frame detections -> per-frame boxes to blur, after IoU tracking, carrying and interpolation."""
-    n = len(detections)
+def link_tracks(detections: list[list[Box]], cfg: TrackerConfig = TrackerConfig()) -> list[FaceTrack]:
+    """Associate per-frame detections into tracks by IoU (greedy, best pair first)."""
     tracks: list[FaceTrack] = []
     for t, dets in enumerate(detections):
         live = [k for k, tr in enumerate(tracks) if t - tr.last <= cfg.max_gap]
@@ -165,24 +164,37 @@ def track_faces(detections: list[list[Box]], cfg: TrackerConfig = TrackerConfig(
         for j, d in enumerate(dets):
             if j not in used_d:
                 tracks.append(FaceTrack({t: d}, t))
+    return tracks
+
+
+def track_span(track: FaceTrack, n: int, cfg: TrackerConfig = TrackerConfig()) -> dict[int, Box]:
+    """One track's box in every frame it covers: its detections, the gaps between them interpolated,
+    and `max_missed` frames carried before its first and after its last detection."""
+    frames = sorted(track.boxes)
+    out = dict(track.boxes)
+    for a, b in zip(frames, frames[1:]):
+        if b - a > 1 and b - a <= cfg.max_gap:  # fill the gap between two detections
+            for t in range(a + 1, b):
+                out[t] = _lerp(track.boxes[a], track.boxes[b], (t - a) / (b - a))
+        elif b - a > cfg.max_gap:  # too long to interpolate: carry both ends a little (max_gap > 2 max_missed)
+            for t in range(a + 1, min(a + 1 + cfg.max_missed, b)):
+                out[t] = track.boxes[a]
+            for t in range(max(b - cfg.max_missed, a + 1), b):
+                out[t] = track.boxes[b]
+    for t in range(max(0, frames[0] - cfg.max_missed), frames[0]):
+        out[t] = track.boxes[frames[0]]
+    for t in range(frames[-1] + 1, min(n, frames[-1] + 1 + cfg.max_missed)):
+        out[t] = track.boxes[frames[-1]]
+    return out
+
+
+def track_faces(detections: list[list[Box]], cfg: TrackerConfig = TrackerConfig()) -> list[list[Box]]:
+    """Per-frame detections -> per-frame boxes to blur, after IoU tracking, carrying and interpolation."""
+    n = len(detections)
     out: list[list[Box]] = [[] for _ in range(n)]
-    for tr in tracks:
-        frames = sorted(tr.boxes)
-        for t in frames:
-            out[t].append(tr.boxes[t])
-        for a, b in zip(frames, frames[1:]):
-            if b - a > 1 and b - a <= cfg.max_gap:  # fill the gap between two detections
-                for t in range(a + 1, b):
-                    out[t].append(_lerp(tr.boxes[a], tr.boxes[b], (t - a) / (b - a)))
-            elif b - a > cfg.max_gap:  # too long to interpolate: carry both ends a little
-                for t in range(a + 1, min(a + 1 + cfg.max_missed, b)):
-                    out[t].append(tr.boxes[a])
-                for t in range(max(b - cfg.max_missed, a + 1), b):
-                    out[t].append(tr.boxes[b])
-        for t in range(max(0, frames[0] - cfg.max_missed), frames[0]):
-            out[t].append(tr.boxes[frames[0]])
-        for t in range(frames[-1] + 1, min(n, frames[-1] + 1 + cfg.max_missed)):
-            out[t].append(tr.boxes[frames[-1]])
+    for tr in link_tracks(detections, cfg):
+        for t, box in track_span(tr, n, cfg).items():
+            out[t].append(box)
     return [merge_boxes(b, threshold=0.5) if len(b) > 1 else b for b in out]
 
 
