@@ -11,8 +11,10 @@
    plain loop's tokens for the same weights; int8 changes the tokens, so its rollout PSNR is reported beside the
    float32 one. Batched throughput is reported beside it, not as the headline.
 2. KV cache vs recomputation at 16 latent frames (1024 tokens) of context: seconds per generated token.
-3. Rollout PSNR on held-out robot clips (the test split): 5 context frames, 16 predicted frames (one
-   window slide), against copy-last-frame and the tokenizer's own reconstruction (the ceiling).
+3. Rollout PSNR of the predictor as `worldsmith eval rollout` runs it (pixel compensation, captions, greedy) on
+   held-out robot clips (default: every episode of runs/eval/robot-s99, a seed no model trained on): 5 context
+   frames, 16 predicted, against copy-last-frame and the tokenizer's own reconstruction (the ceiling); with the
+   float32 and the int8 weights.
 
 Uses checkpoints/ar-robot-tiny and checkpoints/dv-4x8x8-tiny when present; without them speed is measured on
 randomly initialised models (said in the output) and the quality rows are left out.
@@ -34,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from worldsmith.config import save_json  # noqa: E402
+from worldsmith.eval.rollout import heldout_robot_set  # noqa: E402
 from worldsmith.wfm.ar_sampling import SamplingConfig, Stats, generate  # noqa: E402
 from worldsmith.wfm.gpt import GPT, grid_positions, preset_config, quantize_int8  # noqa: E402
 
@@ -158,37 +161,19 @@ def kv_speedup(model, context_frames: int, new_tokens: int, repeats: int) -> dic
             "recompute_s_per_token": r, "speedup": r / c}
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-frame PSNR in dB for (B, 3, T, H, W) videos in [-1, 1] -> (B, T)."""
-    mse = ((a - b) / 2).pow(2).mean(dim=(1, 3, 4)).clamp(min=1e-10)
-    return 10 * torch.log10(1.0 / mse)
-
-
-def rollout_quality(tok, model, data, n_clips: int, draft: int, jacobi: bool, int8_model=None) -> dict | None:
-    clips = heldout_clips(data, 21, n_clips)
-    if clips is None:
+def rollout_quality(model_dir: Path, tokenizer: Path, data: str, n_clips: int) -> dict | None:
+    """The shipped predictor's rollout (compensated, captioned, greedy: what `worldsmith eval rollout` scores), with
+    float32 and with int8 weights."""
+    if not (model_dir / "config.json").exists() or not Path(data).exists():
         return None
-    video, text = clips
-    ctx = video[:, :, :5]
-    with torch.no_grad():
-        prompt = tok.encode(ctx)                                                # (B, 2, 8, 8)
-        ids = generate(model, prompt, 4, SamplingConfig(temperature=0, draft=draft, jacobi=jacobi), text=text)
-        pred = tok.decode(ids)[:, :, 5:21].clamp(-1, 1)
-        if int8_model is not None:
-            ids8 = generate(int8_model, prompt, 4, SamplingConfig(temperature=0, draft=draft, jacobi=jacobi), text=text)
-            pred8 = tok.decode(ids8)[:, :, 5:21].clamp(-1, 1)
-        recon = tok.decode(tok.encode(video)).clamp(-1, 1)[:, :, 5:21]
-    truth = video[:, :, 5:21]
-    copy = ctx[:, :, -1:].expand_as(truth)
-    runs = [("ar", pred), ("copy", copy), ("tokenizer", recon)] + ([("ar_int8", pred8)] if int8_model is not None else [])
-    by_h = {name: psnr(x, truth).mean(0) for name, x in runs}
-    out = {"clips": int(video.shape[0]), "horizons": list(range(1, 17)),
-           **{f"psnr_{k}_db": round(float(v.mean()), 3) for k, v in by_h.items()},
-           **{f"psnr_{k}_by_horizon": [round(float(x), 2) for x in v] for k, v in by_h.items()},
-           "psnr_gain_over_copy_db": round(float(by_h["ar"].mean() - by_h["copy"].mean()), 3)}
-    if int8_model is not None:
-        out["psnr_int8_gain_over_copy_db"] = round(float(by_h["ar_int8"].mean() - by_h["copy"].mean()), 3)
-        out["int8_tokens_equal_fp32"] = round(float((ids8 == ids)[:, 2:].float().mean()), 4)   # generated frames only
+    from worldsmith.eval.rollout import HELDOUT_SPLITS, evaluate_rollout
+    from worldsmith.predict import load_predictor
+
+    out = {}
+    for name, int8 in (("fp32", False), ("int8", True)):
+        p = load_predictor(model_dir, tokenizer=str(tokenizer) if tokenizer.exists() else None, int8=int8)
+        out[name] = evaluate_rollout(p, [data], horizon=16, max_clips=n_clips, show_progress=False,
+                                     splits=HELDOUT_SPLITS)
     return out
 
 
@@ -199,6 +184,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ar.json"))
     ap.add_argument("--model", default=str(AR_CKPT), help="AR run or checkpoint (default checkpoints/ar-robot-tiny)")
     ap.add_argument("--tokenizer", default=str(DV_CKPT), help="DV tokenizer (default checkpoints/dv-4x8x8-tiny)")
+    ap.add_argument("--data", default=None, help="robot dataset rolled out, every episode (default runs/eval/robot-s99, "
+                                                 "seed-99 episodes no model trained on; made when absent)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -225,7 +212,8 @@ def main() -> None:
     best = max(single, key=lambda r: r["frames_per_second"])
     plain = single[0]                      # fp32 plain loop: the baseline
     kv = kv_speedup(model, 16, 2 if args.quick else 16, repeats)
-    quality = rollout_quality(tok, model, data, 8 if args.quick else 32, best["draft"] or 16, True, model8)
+    heldout = args.data or heldout_robot_set(ROOT)
+    quality = rollout_quality(Path(args.model), Path(args.tokenizer), heldout, 8 if args.quick else 40)
 
     print("\n".join(notes))
     print(f"params: {params / 1e6:.2f} M ({model.num_params(non_embedding=True) / 1e6:.2f} M without the digit tables);"
@@ -240,19 +228,19 @@ def main() -> None:
     print(f"KV cache at {kv['context_tokens']} tokens of context: {kv['cached_s_per_token'] * 1e3:.1f} ms/token vs "
           f"recompute {kv['recompute_s_per_token'] * 1e3:.1f} ms/token -> {kv['speedup']:.1f}x")
     if quality:
-        print(f"rollout PSNR over horizons 1-16 on {quality['clips']} held-out clips: AR {quality['psnr_ar_db']:.2f} dB,"
-              f" copy-last-frame {quality['psnr_copy_db']:.2f} dB, tokenizer ceiling {quality['psnr_tokenizer_db']:.2f}"
-              f" dB -> gain {quality['psnr_gain_over_copy_db']:+.2f} dB; int8 weights: AR {quality['psnr_ar_int8_db']:.2f} dB"
-              f" (gain {quality['psnr_int8_gain_over_copy_db']:+.2f} dB, {100 * quality['int8_tokens_equal_fp32']:.1f}%"
-              f" of generated tokens equal to float32's)")
+        for name, q in quality.items():
+            m = q["mean_psnr"]
+            print(f"rollout PSNR over horizons 1-16 on {q['clips']} held-out clips, {name} weights: AR {m['model']:.2f} dB"
+                  f" (uncompensated {m['model_raw']:.2f}), copy-last-frame {m['copy_last']:.2f} dB, tokenizer ceiling "
+                  f"{m['tokenizer']:.2f} dB -> gain {q['psnr_gain_over_copy_db']:+.2f} dB")
     else:
-        print("rollout PSNR: skipped (needs checkpoints/ar-robot-tiny and its robot dataset)")
-    gain_key = "psnr_int8_gain_over_copy_db" if best["weights"] == "int8" else "psnr_gain_over_copy_db"
+        print(f"rollout PSNR: skipped (needs {args.model} and {heldout})")
+    gain = quality[best["weights"]]["psnr_gain_over_copy_db"] if quality else None
     result = {
         # the PSNR gain is that of the headline's weights (greedy speculative == plain for the same weights)
         "headline": {"frames_per_second": round(best["frames_per_second"], 3), "params_millions": round(params / 1e6, 3),
                      "kv_cache_speedup": round(kv["speedup"], 2),
-                     "psnr_gain_over_copy_db": quality[gain_key] if quality else None},
+                     "psnr_gain_over_copy_db": gain},
         "frames_per_cpu_second_1_thread": round(best["frames_per_cpu_second"], 3) if torch.get_num_threads() == 1 else None,
         "headline_decoder": best["weights"] + (" plain" if best["draft"] == 0 else
                                                f" speculative draft={best['draft']} jacobi={best['jacobi']}"),

@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from worldsmith.config import save_json  # noqa: E402
+from worldsmith.eval.rollout import heldout_robot_set  # noqa: E402
 from worldsmith.wfm.dit import DiT, DiTConfig  # noqa: E402
 
 CKPT = ROOT / "checkpoints" / "diffusion-robot-tiny"
@@ -114,32 +115,19 @@ def time_models(cfg: DiTConfig, latent_shape, batch: int, repeats: int) -> dict:
 def rollout_quality(data: str, max_clips: int, steps: int) -> dict | None:
     if not (CKPT / "config.json").exists() or not Path(data).exists():
         return None
-    from worldsmith.eval.rollout import evaluate_rollout
+    from worldsmith.eval.rollout import HELDOUT_SPLITS, evaluate_rollout
     from worldsmith.predict import load_predictor
 
     p = load_predictor(CKPT, steps=steps)   # pixel compensation on (its default tau), captions on
-    # every episode: the default set is a seed no model trained on, so train/val/test are all held out
-    return evaluate_rollout(p, [data], horizon=16, max_clips=max_clips, show_progress=False,
-                            splits=("train", "val", "test"))
-
-
-def ensure_heldout_robot(root: Path, episodes: int, seed: int = 99) -> None:
-    """The default held-out set: robot episodes of a seed no shipped model trained on (seed 1 is the training seed),
-    as `worldsmith data generate robot --out runs/eval/robot-s99 --episodes 40 --frames 33 --size 64 --seed 99`."""
-    from worldsmith.data.lerobot import write_dataset
-    from worldsmith.sources import generate
-
-    if root.exists() or root != ROOT / "runs" / "eval" / "robot-s99":
-        return
-    print(f"making the held-out robot set {root.relative_to(ROOT)} ({episodes} episodes, seed {seed})")
-    write_dataset(root, generate("robot", episodes, 33, size=64, seed=seed), fps=10)
+    return evaluate_rollout(p, [data], horizon=16, max_clips=max_clips, show_progress=False, splits=HELDOUT_SPLITS)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="Fewer repeats and clips: ends within about a minute.")
-    ap.add_argument("--data", default=str(ROOT / "runs" / "eval" / "robot-s99"),
-                    help="Robot dataset rolled out (default: seed-99 episodes the model never saw; made when absent).")
+    ap.add_argument("--data", default=None,
+                    help="Robot dataset rolled out, every episode (default: runs/eval/robot-s99, seed-99 episodes no "
+                         "model trained on; made when absent).")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is steadiest on a shared machine).")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -148,8 +136,8 @@ def main() -> None:
                     patch=2, gelu="exact")
     t0 = time.time()
     speed = time_models(cfg, (5, 16, 16), batch=2, repeats=5 if args.quick else 15)
-    ensure_heldout_robot(Path(args.data), episodes=40)
-    quality = rollout_quality(args.data, max_clips=24 if args.quick else 40, steps=12)
+    data = args.data or heldout_robot_set(ROOT)
+    quality = rollout_quality(data, max_clips=24 if args.quick else 40, steps=12)
     print(f"{'':24}{'ours':>12}{'diffusers':>12}{'ratio':>8}")
     print(f"{'params':24}{speed['ours']['params']:>12,}{speed['diffusers']['params']:>12,}")
     print(f"{'train step (s)':24}{speed['ours']['train_step_s']:>12.4f}{speed['diffusers']['train_step_s']:>12.4f}"
@@ -184,7 +172,7 @@ def main() -> None:
         headline.update(psnr_gain_over_copy_db=quality["psnr_gain_over_copy_db"],
                         sampling_fps=quality["sampling_fps"])
     else:
-        print(f"\nrollout: skipped ({CKPT} or {args.data} missing)")
+        print(f"\nrollout: skipped ({CKPT} or {data} missing)")
     result = {"headline": headline, "speed": speed, "rollout": quality, "quick": args.quick,
               "threads": args.threads, "seconds": round(time.time() - t0, 1),
               "machine": f"{os.cpu_count()} CPU cores, torch {torch.__version__}"}

@@ -25,7 +25,8 @@ def load_predictor(run_dir: str | os.PathLike, device: str = "cpu", tokenizer: s
     """The predictor for a run directory, chosen by config.json "kind" ("diffusion", "ar").
 
     `compensate`: the tau of pixel-space compensation of the tokenizer's error (`worldsmith.wfm.compensation`);
-    None or 0 predicts the decoded latents as they are."""
+    None or 0 predicts the decoded latents as they are. `kw` goes to the model's predictor (diffusion: steps,
+    guidance, ...; ar: int8)."""
     from worldsmith.train.trainer import CheckpointError, read_run_config
     from worldsmith.wfm.compensation import CompensatedPredictor
 
@@ -35,7 +36,7 @@ def load_predictor(run_dir: str | os.PathLike, device: str = "cpu", tokenizer: s
 
         p = DiffusionPredictor(run_dir, device=device, tokenizer=tokenizer, **kw)
     elif kind == "ar":
-        p = _ARAdapter(run_dir, device=device, tokenizer=tokenizer)
+        p = _ARAdapter(run_dir, device=device, tokenizer=tokenizer, **kw)
     else:
         raise CheckpointError(f"{Path(run_dir) / 'config.json'}: kind {kind!r} is not a world model (diffusion, ar)")
     return CompensatedPredictor(p, compensate) if compensate else p
@@ -45,10 +46,10 @@ class _ARAdapter:
     """The AR engineer's ARPredictor behind the common predictor interface."""
     kind = "ar"
 
-    def __init__(self, run_dir, device="cpu", tokenizer=None):
+    def __init__(self, run_dir, device="cpu", tokenizer=None, int8: bool = False):
         from worldsmith.wfm.ar_predict import ARPredictor
 
-        self.p = ARPredictor(run_dir, tokenizer, device=device)
+        self.p = ARPredictor(run_dir, tokenizer, device=device, int8=int8)
         self.tokenizer, self.st = self.p.tokenizer, self.p.st
 
     @property

@@ -87,6 +87,9 @@ def test_predictor_encodes_generates_and_decodes(tmp_path):
     assert out.shape == (2, 3, 9, 16, 16) and out.abs().max() <= 1
     p = load_predictor(tmp_path / "ar")                   # the shared `worldsmith predict` / `eval rollout` path
     assert p.predict(video, 4).shape == (2, 3, 4, 16, 16)
+    p8 = load_predictor(tmp_path / "ar", compensate=0, int8=True)   # int8 reaches the AR model through the loader
+    assert any(type(m).__module__.startswith("torch.ao") for m in p8.p.model.modules())
+    assert p8.predict(video, 4).shape == (2, 3, 4, 16, 16)
     with pytest.raises(ARError, match="1 \\+ a multiple of 4"):
         ARPredictor(tmp_path / "ar").predict(video[:, :, :4], 4)
 

@@ -123,3 +123,24 @@ def plot_psnr(result: dict, path: str | os.PathLike, title: str = "") -> None:
     fig.savefig(tmp)
     plt.close(fig)
     os.replace(tmp, path)
+
+
+# The default held-out robot set of the benchmarks and the checkpoint READMEs: episodes of a seed no shipped model
+# trained on (seed 1 is the training seed), so every episode is held out (roll out all splits).
+HELDOUT_ROBOT = os.path.join("runs", "eval", "robot-s99")
+HELDOUT_SPLITS = ("train", "val", "test")
+
+
+def heldout_robot_set(repo_root: str | os.PathLike, episodes: int = 40, seed: int = 99) -> str:
+    """Path of the default held-out robot set under `repo_root`, generated when absent, as
+    `worldsmith data generate robot --out runs/eval/robot-s99 --episodes 40 --frames 33 --size 64 --seed 99`."""
+    from pathlib import Path
+
+    root = Path(repo_root) / HELDOUT_ROBOT
+    if not root.exists():
+        from worldsmith.data.lerobot import write_dataset
+        from worldsmith.sources import generate
+
+        print(f"making the held-out robot set {HELDOUT_ROBOT} ({episodes} episodes, seed {seed})")
+        write_dataset(root, generate("robot", episodes, 33, size=64, seed=seed), fps=10)
+    return str(root)
