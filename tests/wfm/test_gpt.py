@@ -189,6 +189,8 @@ def test_full_head_and_presets():
     out = m(torch.randint(0, 64000, (1, 8)), grid_positions(2, 2, 2))
     assert out.shape == (1, 8, 1, 64000)
     assert preset_config("tiny").vocab_size == 64000
+    # the CPU preset stays small enough to ship as float16 under the repository's 20 MB per file
+    assert 2 * GPT(preset_config("nano")).num_params() < 20 * 2**20
     with pytest.raises(ValueError, match="unknown AR preset"):
         preset_config("huge")
     with pytest.raises(ValueError, match="head"):

@@ -74,7 +74,10 @@ class GPTConfig:
 
 
 PRESETS: dict[str, GPTConfig] = {
-    # CPU: 64x64 clips of 17 frames -> dv-4x8x8 grid (5, 8, 8); ~21M parameters, real-time on 2 cores.
+    # CPU: 64x64 clips of 17 frames -> dv-4x8x8 grid (5, 8, 8); ~5.4M parameters, trainable on a laptop CPU in
+    # about two hours (the shipped checkpoints/ar-robot-tiny).
+    "nano": GPTConfig(dim=256, depth=6, heads=4, kv_heads=2),
+    # the same grid, ~23M parameters: a GPU-minute's training, real-time decoding on 2 cores.
     "tiny": GPTConfig(),
     # one GPU: 128x128, 33 frames -> (9, 16, 16)
     "small": GPTConfig(dim=768, depth=12, heads=12, kv_heads=4, grid=[9, 16, 16]),
