@@ -146,7 +146,9 @@ def main() -> None:
     ap.add_argument("--dit-preset", default="nano")
     ap.add_argument("--dit-set", action="append", default=[], help="DiT overrides, e.g. model.patch=1")
     ap.add_argument("--tok-set", action="append", default=[], help="tokenizer overrides, e.g. train.lr=0.0003")
-    ap.add_argument("--ar-preset", default="tiny")
+    ap.add_argument("--ar-preset", default="nano",
+                    help="nano, the shipped size (tiny, 23 M, memorised its training episodes on a GPU and "
+                         "generalised worse: checkpoints/ar-robot-tiny/README.md)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--ckpt-dir", type=Path, default=Path("checkpoints"), help="where to export (relative to the repo)")
     args = ap.parse_args()
