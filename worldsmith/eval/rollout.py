@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from pathlib import Path
 
 import torch
 
@@ -134,8 +135,6 @@ HELDOUT_SPLITS = ("train", "val", "test")
 def heldout_robot_set(repo_root: str | os.PathLike, episodes: int = 40, seed: int = 99) -> str:
     """Path of the default held-out robot set under `repo_root`, generated when absent, as
     `worldsmith data generate robot --out runs/eval/robot-s99 --episodes 40 --frames 33 --size 64 --seed 99`."""
-    from pathlib import Path
-
     root = Path(repo_root) / HELDOUT_ROBOT
     if not root.exists():
         from worldsmith.data.lerobot import write_dataset
