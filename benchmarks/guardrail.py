@@ -11,8 +11,9 @@ clip has no face annotation, so the reference face box of each frame comes from 
 slower* detection pass (frontal cascade at scale step 1.03 on 9 in-plane rotations from -40 to 40
 degrees, plus profile, then the same tracking, keeping the track detected in the most frames) on the
 unblurred frames. A frame counts as "face blurred" when the Laplacian variance (detail) inside the
-reference box drops to <= 25% of the original. This is honest only up to the reference: a face that both passes miss is not
-counted. Baseline: blur only what the upright frontal cascade finds per frame, with no tracking.
+reference box drops to <= 25% of the original. This is honest only up to the reference: a face that
+both passes miss is not counted. Baseline: blur only what the upright frontal cascade finds per frame,
+with no tracking.
 
 Run: python benchmarks/guardrail.py [--quick]
 """
@@ -113,7 +114,7 @@ def sharpness(img: np.ndarray) -> float:
     return float(cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var())
 
 
-def reference_boxes(frames: np.ndarray, quick: bool) -> list[list]:
+def reference_boxes(frames: np.ndarray, quick: bool) -> list[tuple | None]:
     angles = tuple(range(-40, 41, 20 if quick else 10))
     strong = FaceDetector(DetectorConfig(scale_factor=1.05 if quick else 1.03, min_neighbors=3,
                                          angles=tuple(float(a) for a in angles), profile=True))
