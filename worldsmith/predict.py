@@ -139,6 +139,9 @@ def predict_cmd(
     out: Path = typer.Option(..., "--out", help="Output mp4."),
     steps: int = typer.Option(12, "--steps", help="Sampler steps (diffusion)."),
     guidance: float = typer.Option(1.0, "--guidance", help="Classifier-free guidance scale (diffusion)."),
+    temperature: float | None = typer.Option(None, "--temperature", help="Starting-noise temperature (diffusion; "
+                                      "default 0.2, picked on a calibration set): 1 samples the model's "
+                                      "distribution, 0 gives a deterministic forecast."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
     tokenizer: Path = typer.Option(None, "--tokenizer", help="Tokenizer run (default: the one the model names)."),
     policy: Path = typer.Option(None, "--policy", help="Guardrail policy YAML (default policy when omitted)."),
@@ -168,6 +171,8 @@ def predict_cmd(
             raise typer.Exit(3)
     try:
         kw = {"steps": steps, "guidance": guidance} if _kind(model) == "diffusion" else {}
+        if temperature is not None and kw:
+            kw["temperature"] = temperature
         p = load_predictor(model, tokenizer=str(tokenizer) if tokenizer else None, compensate=compensate, **kw)
         if data is not None:
             info = predict_episode(p, data, episode, frames, out, prompt=prompt, seed=seed, guard=guard)

@@ -98,6 +98,15 @@ def test_train_predict_eval_cli(setup):
     assert not torch.equal(guided.predict(ctx, 4, prompt="pick up the cube", seed=3),
                            p.predict(ctx, 4, prompt="pick up the cube", seed=3))
     torch.testing.assert_close(guided.predict(ctx, 4, seed=3), p.predict(ctx, 4, seed=3))
+    # the starting-noise temperature: the predictor's default unless given; 0 and 1 give different rollouts
+    from worldsmith.wfm.rollout import DEFAULT_TEMPERATURE
+
+    assert p.inner.temperature == DEFAULT_TEMPERATURE
+    assert not torch.equal(load_predictor(tmp / "run", steps=2, temperature=0.0).predict(ctx, 4, seed=3),
+                           load_predictor(tmp / "run", steps=2, temperature=1.0).predict(ctx, 4, seed=3))
+    res = _cli("eval", "rollout", "--model", str(tmp / "run"), "--data", str(tmp / "data"), "--json",
+               str(tmp / "bad.json"), "--temperature", "-1")
+    assert res.returncode == 1 and res.stderr.startswith("error:") and "temperature" in res.stderr
 
 
 def test_init_warm_starts_from_a_run(setup, tmp_path):

@@ -110,3 +110,26 @@ def test_loss_trains_down_on_a_fixed_latent():
     with torch.no_grad():
         after = sum(l.item() for l in losses())
     assert after < 0.5 * before
+
+
+def _spread_between_seeds(temperature: float) -> float:
+    net, cfg = _tiny_net(), EDMConfig()
+    context = torch.randn(1, 4, 3, 4, 4, generator=torch.Generator().manual_seed(1)) * 0.5
+    outs = []
+    for seed in range(2):
+        torch.manual_seed(7)  # the given frames' augmentation noise: the same for both seeds
+        outs.append(generate(net, context.shape, cfg, context=context, n_given=1, steps=3, sampler="heun",
+                             temperature=temperature, generator=torch.Generator().manual_seed(seed)))
+    return (outs[0] - outs[1])[:, :, 1:].abs().mean().item()
+
+
+def test_temperature_scales_how_much_samples_differ():
+    full, low, zero = (_spread_between_seeds(t) for t in (1.0, 0.2, 0.0))
+    assert zero == 0.0                  # a deterministic forecast: the seed no longer moves the generated frames
+    assert 0.0 < low < 0.5 * full
+
+
+def test_negative_temperature_is_refused():
+    net, cfg = _tiny_net(), EDMConfig()
+    with pytest.raises(ValueError, match="temperature"):
+        generate(net, (1, 4, 2, 4, 4), cfg, steps=2, temperature=-0.1)

@@ -154,10 +154,18 @@ def video2world_denoiser(net, context: torch.Tensor, n_given: int, cfg: EDMConfi
 @torch.no_grad()
 def generate(net, shape, cfg: EDMConfig, context: torch.Tensor | None = None, n_given: int = 0, steps: int = 20,
              sampler: str = "heun", guidance: float = 1.0, text=None, text_mask=None, cond=None,
-             generator: torch.Generator | None = None, device=None) -> torch.Tensor:
-    """Sample latents (B, C, T, H, W) in the normalised space; text2world when n_given = 0."""
+             generator: torch.Generator | None = None, device=None, temperature: float = 1.0) -> torch.Tensor:
+    """Sample latents (B, C, T, H, W) in the normalised space; text2world when n_given = 0.
+
+    `temperature` scales the starting noise x_T = temperature * sigma_max * z (the "temperature" of Kingma &
+    Dhariwal's Glow, 2018, applied to the probability-flow ODE's start): 1 samples the model's distribution, lower
+    values draw the ODE's start towards the centre of the prior, so samples vary less and sit nearer the
+    conditional mean; 0 is a deterministic forecast (the seed then only moves the given frames' small
+    augmentation noise)."""
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r} (have {sorted(SAMPLERS)})")
+    if not temperature >= 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
     device = device or next(net.parameters()).device
     if context is None:
         context = torch.zeros(shape, device=device)
@@ -169,7 +177,7 @@ def generate(net, shape, cfg: EDMConfig, context: torch.Tensor | None = None, n_
                                         text_mask=text_mask, **kw)
         d = guided(d_cond, d_uncond, guidance)
     sigmas = karras_sigmas(steps, cfg.sigma_min, cfg.sigma_max, cfg.rho, device=device)
-    x = torch.randn(shape, device=device, generator=generator) * sigmas[0]
+    x = torch.randn(shape, device=device, generator=generator) * (sigmas[0] * temperature)
     out = SAMPLERS[sampler](d, x, sigmas)
     out[:, :, :n_given] = context[:, :, :n_given]
     return out

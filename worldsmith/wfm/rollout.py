@@ -36,12 +36,18 @@ def resolve_tokenizer(path: str, run_dir: Path) -> Path:
     raise CheckpointError(f"{run_dir / 'config.json'}: tokenizer {path!r} not found (pass --tokenizer RUN)")
 
 
+# Starting-noise temperature of the predictor (`edm.generate`). Picked on the calibration set (robot seed 7, 40 clips,
+# 12 Heun steps, compensated, gain over copy-last): 1.0 +1.62 dB, 0.7 +1.82, 0.4 +2.06, 0.2 +2.11, 0 +2.13. 0.2 keeps
+# most of the gain of a deterministic forecast and still gives distinct samples per seed.
+DEFAULT_TEMPERATURE = 0.2
+
+
 class DiffusionPredictor:
     kind = "diffusion"
 
     def __init__(self, run_dir: str | os.PathLike, device: str | torch.device = "cpu", tokenizer: str | None = None,
                  ema: bool = True, steps: int = 12, sampler: str = "heun", guidance: float = 1.0,
-                 given: int | None = None):
+                 given: int | None = None, temperature: float = DEFAULT_TEMPERATURE):
         from worldsmith.tokenizer.run import load_tokenizer
 
         self.run = Path(run_dir)
@@ -63,6 +69,9 @@ class DiffusionPredictor:
         self.window_latents = 1 + (self.window - 1) // self.st
         self.given = max(1, int(given if given is not None else self.data["max_given"]))
         self.steps, self.sampler, self.guidance = steps, sampler, guidance
+        if not temperature >= 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
+        self.temperature = temperature
 
     @property
     def context_frames(self) -> int:
@@ -106,7 +115,8 @@ class DiffusionPredictor:
         ctx[:, :, :k] = z_ctx
         text, mask = self._text(prompt, B)
         z = generate(self.net, shape, self.edm, context=ctx, n_given=k, steps=self.steps, sampler=self.sampler,
-                     guidance=self.guidance, text=text, text_mask=mask, generator=generator, device=self.device)
+                     guidance=self.guidance, text=text, text_mask=mask, generator=generator, device=self.device,
+                     temperature=self.temperature)
         return self.decode(z)[:, :, Tc:]
 
     @torch.no_grad()
