@@ -129,25 +129,45 @@ def predict_episode(predictor, data_dir, episode: int, frames: int, out, prompt:
     return {"out": str(out), "context_frames": c, "frames": frames, "psnr": [round(p, 3) for p in psnr]}
 
 
+# Options that `predict` and `eval rollout` share: one definition, the same flags and help in both commands.
+MODEL_OPTION = typer.Option(..., "--model", help="World-model run directory (diffusion or ar).")
+STEPS_OPTION = typer.Option(12, "--steps", help="Sampler steps (diffusion).")
+GUIDANCE_OPTION = typer.Option(1.0, "--guidance", help="Classifier-free guidance scale (diffusion, with a prompt).")
+TEMPERATURE_OPTION = typer.Option(None, "--temperature", help="Starting-noise temperature (diffusion; default 0.2, "
+                                  "picked on a calibration set): 1 samples the model's distribution, 0 gives a "
+                                  "deterministic forecast.")
+SEED_OPTION = typer.Option(0, "--seed", help="Sampling seed.")
+TOKENIZER_OPTION = typer.Option(None, "--tokenizer", help="Tokenizer run (default: the one the model names).")
+COMPENSATE_OPTION = typer.Option(DEFAULT_TAU, "--compensate", help="tau of the pixel-space compensation of the "
+                                 "tokenizer's error (worldsmith.wfm.compensation); 0: off.")
+
+
+def load_cli_predictor(model: Path, tokenizer: Path | None, compensate: float, steps: int, guidance: float,
+                       temperature: float | None):
+    """`load_predictor` with the shared options; the sampler options reach diffusion models only (temperature
+    None: the predictor's default)."""
+    kw = {"steps": steps, "guidance": guidance} if _kind(model) == "diffusion" else {}
+    if temperature is not None and kw:
+        kw["temperature"] = temperature
+    return load_predictor(model, tokenizer=str(tokenizer) if tokenizer else None, compensate=compensate, **kw)
+
+
 def predict_cmd(
-    model: Path = typer.Option(..., "--model", help="World-model run directory (diffusion or ar)."),
+    model: Path = MODEL_OPTION,
     video: Path = typer.Option(None, "--video", help="Input video: its first frames are the context."),
     data: Path = typer.Option(None, "--data", help="Episode dataset (with --episode): prediction beside ground truth."),
     episode: int = typer.Option(0, "--episode", help="Episode index in --data."),
     prompt: str = typer.Option(None, "--prompt", help="Text prompt (default: the episode's task)."),
     frames: int = typer.Option(16, "--frames", help="Frames to predict."),
     out: Path = typer.Option(..., "--out", help="Output mp4."),
-    steps: int = typer.Option(12, "--steps", help="Sampler steps (diffusion)."),
-    guidance: float = typer.Option(1.0, "--guidance", help="Classifier-free guidance scale (diffusion)."),
-    temperature: float | None = typer.Option(None, "--temperature", help="Starting-noise temperature (diffusion; "
-                                      "default 0.2, picked on a calibration set): 1 samples the model's "
-                                      "distribution, 0 gives a deterministic forecast."),
-    seed: int = typer.Option(0, "--seed", help="Sampling seed."),
-    tokenizer: Path = typer.Option(None, "--tokenizer", help="Tokenizer run (default: the one the model names)."),
+    steps: int = STEPS_OPTION,
+    guidance: float = GUIDANCE_OPTION,
+    temperature: float | None = TEMPERATURE_OPTION,
+    seed: int = SEED_OPTION,
+    tokenizer: Path = TOKENIZER_OPTION,
     policy: Path = typer.Option(None, "--policy", help="Guardrail policy YAML (default policy when omitted)."),
     no_guard: bool = typer.Option(False, "--no-guard", help="Switch the guardrail off (logged, with a warning)."),
-    compensate: float = typer.Option(DEFAULT_TAU, "--compensate", help="tau of the pixel-space compensation of the "
-                                     "tokenizer's error (worldsmith.wfm.compensation); 0: off."),
+    compensate: float = COMPENSATE_OPTION,
 ) -> None:
     """Predict future frames with a world model from a video's first frames or a dataset episode.
 
@@ -170,10 +190,7 @@ def predict_cmd(
             print(f"error: prompt refused: {verdict.reason}", file=sys.stderr)
             raise typer.Exit(3)
     try:
-        kw = {"steps": steps, "guidance": guidance} if _kind(model) == "diffusion" else {}
-        if temperature is not None and kw:
-            kw["temperature"] = temperature
-        p = load_predictor(model, tokenizer=str(tokenizer) if tokenizer else None, compensate=compensate, **kw)
+        p = load_cli_predictor(model, tokenizer, compensate, steps, guidance, temperature)
         if data is not None:
             info = predict_episode(p, data, episode, frames, out, prompt=prompt, seed=seed, guard=guard)
             typer.echo(f"wrote {out}: ground truth | prediction, {info['frames']} frames, "

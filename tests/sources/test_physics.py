@@ -12,7 +12,7 @@ def _episodes(**kw):
     return list(physics.generate(**kw))
 
 
-def test_shapes_and_dtypes():
+def test_shapes_and_dtypes(check_episode_layout):
     (ep,) = generate("physics", episodes=1, frames=6, size=64, seed=1, max_objects=3)
     T, N = 6, 3
     expected = {
@@ -26,11 +26,7 @@ def test_shapes_and_dtypes():
         "camera.pose": ((T, 4, 4), np.float32),
         "camera.intrinsics": ((T, 3, 3), np.float32),
     }
-    assert set(ep.columns) == set(expected)
-    for name, (shape, dtype) in expected.items():
-        assert ep.columns[name].shape == shape and ep.columns[name].dtype == dtype, name
-    assert ep.frames.shape == (T, 64, 64, 3) and ep.frames.dtype == np.uint8
-    n = int(ep.columns["object.count"][0])
+    n = check_episode_layout(ep, expected, frames=T, size=64)
     assert 1 <= n <= N and ep.columns["object.mask"].max() <= n
     assert not ep.columns["object.position"][:, n:].any() and not ep.columns["object.visible"][:, n:].any()
     assert ep.fps == physics.FPS and ep.task

@@ -12,7 +12,7 @@ def episodes_by_task():
     return {task: next(robot.generate(1, 17, size=48, seed=3 + i, task=task)) for i, task in enumerate(robot.TASKS)}
 
 
-def test_shapes_and_dtypes():
+def test_shapes_and_dtypes(check_episode_layout):
     (ep,) = generate("robot", episodes=1, frames=5, size=64, seed=0)
     T = 5
     expected = {
@@ -25,11 +25,7 @@ def test_shapes_and_dtypes():
         "camera.pose": ((T, 4, 4), np.float32),
         "camera.intrinsics": ((T, 3, 3), np.float32),
     }
-    assert set(ep.columns) == set(expected)
-    for name, (shape, dtype) in expected.items():
-        assert ep.columns[name].shape == shape and ep.columns[name].dtype == dtype, name
-    assert ep.frames.shape == (T, 64, 64, 3) and ep.frames.dtype == np.uint8
-    n = int(ep.columns["object.count"][0])
+    n = check_episode_layout(ep, expected, frames=T, size=64)
     assert 1 <= n <= robot.MAX_OBJECTS and 0 <= ep.columns["object.target"][0] < n
     assert not ep.columns["object.pose"][:, n:].any()
     np.testing.assert_allclose(np.linalg.norm(ep.columns["ee.pose"][:, 3:], axis=-1), 1.0, atol=1e-5)

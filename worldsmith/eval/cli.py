@@ -6,28 +6,26 @@ from pathlib import Path
 
 import typer
 
-from worldsmith.wfm.compensation import DEFAULT_TAU
+from worldsmith.predict import (COMPENSATE_OPTION, GUIDANCE_OPTION, MODEL_OPTION, SEED_OPTION, STEPS_OPTION,
+                                 TEMPERATURE_OPTION, TOKENIZER_OPTION)
 
 app = typer.Typer(help="Evaluate models against ground truth and baselines.", no_args_is_help=True)
 
 
 @app.command("rollout")
 def rollout(
-    model: Path = typer.Option(..., "--model", help="World-model run directory (diffusion or ar)."),
+    model: Path = MODEL_OPTION,
     data: list[Path] = typer.Option(..., "--data", help="Episode dataset(s); held-out (val/test) episodes are used."),
     json_out: Path = typer.Option(..., "--json", help="Where to write the results (JSON)."),
     horizon: int = typer.Option(16, "--horizon", help="Frames to roll out after the context."),
     max_clips: int = typer.Option(32, "--max-clips", help="At most this many held-out windows."),
-    steps: int = typer.Option(12, "--steps", help="Sampler steps (diffusion)."),
-    guidance: float = typer.Option(1.0, "--guidance", help="Classifier-free guidance scale (diffusion, with captions)."),
-    temperature: float | None = typer.Option(None, "--temperature", help="Starting-noise temperature (diffusion; "
-                                      "default 0.2, picked on a calibration set): 1 samples the model's "
-                                      "distribution, 0 gives a deterministic forecast."),
-    seed: int = typer.Option(0, "--seed", help="Sampling seed."),
+    steps: int = STEPS_OPTION,
+    guidance: float = GUIDANCE_OPTION,
+    temperature: float | None = TEMPERATURE_OPTION,
+    seed: int = SEED_OPTION,
     plot: Path = typer.Option(None, "--plot", help="Also write the PSNR-by-horizon plot (png)."),
-    tokenizer: Path = typer.Option(None, "--tokenizer", help="Tokenizer run (default: the one the model names)."),
-    compensate: float = typer.Option(DEFAULT_TAU, "--compensate", help="tau of the pixel-space compensation of the "
-                                     "tokenizer's error (worldsmith.wfm.compensation); 0: off."),
+    tokenizer: Path = TOKENIZER_OPTION,
+    compensate: float = COMPENSATE_OPTION,
     captions: bool = typer.Option(True, "--captions/--no-captions", help="Condition each clip on its episode's "
                                   "task text (default), or roll out from frames alone."),
     samples: int = typer.Option(1, "--samples", help="Also score the mean of this many sampled rollouts per clip "
@@ -43,13 +41,10 @@ def rollout(
 
     from worldsmith.config import save_json
     from worldsmith.eval.rollout import evaluate_rollout, plot_psnr
-    from worldsmith.predict import _kind, load_predictor
+    from worldsmith.predict import load_cli_predictor
 
     try:
-        kw = {"steps": steps, "guidance": guidance} if _kind(model) == "diffusion" else {}
-        if temperature is not None and kw:
-            kw["temperature"] = temperature
-        p = load_predictor(model, tokenizer=str(tokenizer) if tokenizer else None, compensate=compensate, **kw)
+        p = load_cli_predictor(model, tokenizer, compensate, steps, guidance, temperature)
         splits = ("train", "val", "test") if all_episodes else ("val", "test")
         res = evaluate_rollout(p, [str(d) for d in data], horizon=horizon, max_clips=max_clips, seed=seed,
                                splits=splits, captions=captions, samples=samples)
