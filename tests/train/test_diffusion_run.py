@@ -134,6 +134,10 @@ def test_init_warm_starts_from_a_run(setup, tmp_path):
                "--set", "model.depth=3", env_extra=cache)
     assert res.returncode != 0 and res.stderr.startswith("error:") and "config.json" in res.stderr
     assert "Traceback" not in res.stderr
+    # resuming a run with another model config is refused the same way, naming the run's config.json
+    res = _cli(*base, "--out", str(tmp_path / "src"), "--steps", "4", *small, "--set", "model.depth=3", env_extra=cache)
+    assert res.returncode != 0 and res.stderr.startswith("error:") and "different model config" in res.stderr
+    assert str(tmp_path / "src" / "config.json") in res.stderr and "Traceback" not in res.stderr
 
 
 def test_bad_inputs_are_one_line_errors(setup, tmp_path):

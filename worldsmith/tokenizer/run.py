@@ -137,15 +137,11 @@ def train_tokenizer(cfg: TokenizerRunConfig, out_dir: str | os.PathLike, show_pr
     `decoder_only` freezes the encoder of the `init_from` tokenizer and trains the decoder alone: CV latents and
     DV token ids stay bit-identical, so world models trained on them keep working and gain the better decoder.
     A run started that way resumes that way (it is recorded in config.json as "finetune": "decoder")."""
-    from worldsmith.train.trainer import Trainer
+    from worldsmith.train.trainer import Trainer, resumed_run_config
 
     out = Path(out_dir)
-    existing = out / "config.json"
-    if existing.exists():
-        saved = json.loads(existing.read_text())
-        if saved.get("model") != to_dict(cfg.model):
-            raise TokenizerError(f"{existing}: the run holds preset {saved.get('model', {}).get('preset')!r} with a "
-                                 f"different model config; resume with the same preset and --set, or use a new --out")
+    saved = resumed_run_config(out, to_dict(cfg.model), TokenizerError)
+    if saved is not None:
         decoder_only = decoder_only or saved.get("finetune") == "decoder"
     resuming = (out / "train_state.json").exists()
     if decoder_only and init_from is None and not resuming:

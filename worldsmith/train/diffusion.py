@@ -125,8 +125,9 @@ def train_diffusion(cfg: DiffusionRunConfig, out_dir: str | os.PathLike, show_pr
     normalisation, with a fresh optimiser and schedule: continued pre-training on more data, and the entry
     point of post-training. Ignored when resuming (the checkpoint wins)."""
     from worldsmith.train.latents import LatentClips, build_latent_cache, channel_stats
-    from worldsmith.train.trainer import load_weights, read_run_config
+    from worldsmith.train.trainer import load_weights, read_run_config, resumed_run_config
 
+    resumed_run_config(out_dir, to_dict(cfg.model))   # a run of another DiT config is refused before any work
     d = cfg.data
     cache = build_latent_cache(d.roots, cfg.tokenizer, d.clip_frames, d.size, d.stride, "train",
                                show_progress=show_progress, cache_root=cache_root)

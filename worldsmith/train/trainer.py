@@ -190,6 +190,21 @@ def read_run_config(run_dir: str | os.PathLike) -> dict:
         raise CheckpointError(f"{path}: not valid JSON ({e.msg})") from e
 
 
+def resumed_run_config(out_dir: str | os.PathLike, model: dict, error: type[Exception] = CheckpointError) -> dict | None:
+    """The config.json of the run in `out_dir` that a training command is about to resume (None: a new run).
+    A run whose model config differs from `model` (the command's, as saved) is refused with `error`, before
+    any weight is loaded into a model of the wrong shape."""
+    path = Path(out_dir) / "config.json"
+    if not path.exists():
+        return None
+    saved = read_run_config(out_dir)
+    if saved.get("model") != model:
+        preset = saved.get("preset") or (saved.get("model") or {}).get("preset")
+        held = f"preset {preset!r} with a different model config" if preset else "a different model config"
+        raise error(f"{path}: the run holds {held}; resume with the same preset and --set, or use a new --out")
+    return saved
+
+
 def load_weights(run_dir: str | os.PathLike, model: nn.Module, ema: bool = True, strict: bool = True) -> int:
     """Load ema.safetensors (or model.safetensors) of a run into `model`; returns the checkpoint's step."""
     run = Path(run_dir)

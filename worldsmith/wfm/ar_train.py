@@ -204,15 +204,10 @@ def load_token_cache(path: str | os.PathLike) -> TokenDataset:
 def train_ar(run: ARRunConfig, train_cfg, out_dir: str | os.PathLike, cache_dir=None, show_progress: bool = True,
              stop_after: int | None = None, dataset: TokenDataset | None = None) -> dict:
     """Train (or resume) an AR run; `dataset` skips the tokenizer (tests, pre-tokenized data)."""
-    from worldsmith.train.trainer import Trainer
+    from worldsmith.train.trainer import Trainer, resumed_run_config
 
     out = Path(out_dir)
-    existing = out / "config.json"
-    if existing.exists():
-        saved = json.loads(existing.read_text())
-        if saved.get("model") != to_dict(run.model):
-            raise ARError(f"{existing}: the run holds a different model config; resume with the same preset and "
-                          f"--set, or use a new --out")
+    resumed_run_config(out, to_dict(run.model), ARError)
     if dataset is None:
         dataset = load_token_cache(build_token_cache(run.data, cache_dir, show_progress=show_progress))
     grid = list(dataset.tokens.shape[1:])
