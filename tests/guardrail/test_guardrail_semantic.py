@@ -110,3 +110,22 @@ def test_heads_are_averaged_and_round_trip(tmp_path):
     clf.save(tmp_path / "heads.safetensors")
     back = SemanticClassifier.load(tmp_path / "heads.safetensors")
     assert len(back.more_heads) == 2 and np.allclose(back.probs(emb), clf.probs(emb)) and back.threshold == 0.8
+
+
+def test_fits_in_worker_processes_match_one_process(one_thread):
+    """`guard train --workers N` runs the calibration folds and the final fit in N processes: the same
+    out-of-fold scores and the same final weights as one process with one thread (here at toy size:
+    24 prompts, 2 folds, a few epochs, the tuned LoRA member included)."""
+    from worldsmith.guardrail import dataset
+    from worldsmith.guardrail.semantic import _calibration_and_final
+
+    prompts = dataset.load_prompts()
+    train = prompts[:12] + [p for p in prompts if p.unsafe][:12]
+    cfg = SemanticConfig(epochs=5, heads=1, folds=2, adversarial_per_prompt=1, tune_epochs=1, tune_batch=8)
+    runs = [_calibration_and_final(train, cfg, None, workers, final=True, meta={"run": "toy"}) for workers in (1, 2)]
+    (s1, c1), (s2, c2) = runs
+    assert np.array_equal(s1["p_unsafe"], s2["p_unsafe"]) and np.array_equal(s1["fold"], s2["fold"])
+    assert 0 < s1["p_unsafe"].min() and s1["p_unsafe"].max() < 1 and set(s1["fold"]) == {0, 1}
+    assert np.array_equal(c1.weight, c2.weight) and np.array_equal(c1.bias, c2.bias)
+    assert all(np.array_equal(c1.tuned.lora[k], c2.tuned.lora[k]) for k in c1.tuned.lora)
+    assert c2.meta["run"] == "toy" and c1.meta["final_loss"] == c2.meta["final_loss"]

@@ -9,7 +9,9 @@ normalised, letter runs cut, split words rejoined) and the highest P(unsafe) cou
 cannot hide a prompt from the model either.
 
 Reproduce the shipped weights (`semantic.safetensors`, ~2 MB, never pickle; 96 min on one thread, most
-of it the six fits of the tuned member, five for the out-of-fold calibration and the final one):
+of it the six fits of the tuned member, five for the out-of-fold calibration and the final one; those
+fits are independent, and `--workers 2` ran them in two processes on two cores in 68 min to the same
+tensors and metadata values):
     worldsmith guard train            # or: python -m worldsmith.guardrail.semantic
 It trains on the seeded train split of `prompts.txt` plus adversarial respellings of it, and stores
 the refusal threshold calibrated on K-fold out-of-fold scores of that train split in the weights' metadata
@@ -388,7 +390,8 @@ def _fit(groups: list[tuple[list[str], int]], cfg: SemanticConfig, meta: dict, p
     return SemanticClassifier(weight, bias, dataset.LABELS, cfg.temperature, meta, hidden, cfg.layers, more, tuned)
 
 
-def out_of_fold_scores(train: list[dataset.Prompt], cfg: SemanticConfig, progress=None) -> dict[str, np.ndarray]:
+def out_of_fold_scores(train: list[dataset.Prompt], cfg: SemanticConfig, progress=None,
+                       workers: int = 1) -> dict[str, np.ndarray]:
     """K-fold out-of-fold scores over the whole TRAIN split: the head is fitted `folds` times, each on
     the other folds (with their respellings), and scores the prompts of its held-back fold plus two
     respellings of each (as the benchmark respells held-out prompts, with a seed of the train side's
@@ -397,6 +400,14 @@ def out_of_fold_scores(train: list[dataset.Prompt], cfg: SemanticConfig, progres
     threshold 0.84 <-> 0.95 on float noise).
 
     Returns arrays over the scored items: p_unsafe, blocked (blocklist hit), unsafe, fold."""
+    scores, _ = _calibration_and_final(train, cfg, progress, workers, final=False)
+    return scores
+
+
+def _calibration_and_final(train: list[dataset.Prompt], cfg: SemanticConfig, progress, workers: int,
+                           final: bool, meta: dict | None = None):
+    """The out-of-fold scores (`out_of_fold_scores`) and, with `final`, the fit on the whole train split:
+    `cfg.folds` (+1) independent fits, run one after another or in `workers` processes."""
     targets_of = _targets_of()
     fold_of_prompt = dataset.folds(train, cfg.folds, cfg.seed + 1)
     groups = _training_groups(train, cfg)
@@ -406,14 +417,81 @@ def out_of_fold_scores(train: list[dataset.Prompt], cfg: SemanticConfig, progres
     from worldsmith.text import embed_texts_layers
 
     embed_texts_layers(_flatten(groups)[0], cfg.layers)  # one embedding pass in a fixed order; the folds reuse the cache
+    jobs = []
+    for f in range(cfg.folds):
+        idx = np.flatnonzero(item_fold == f)
+        jobs.append(_FitJob([g for g, k in zip(groups, fold_of_prompt) if k != f], f"fold {f + 1}/{cfg.folds}: ",
+                            [items[i].text for i in idx]))
+    if final:
+        jobs.append(_FitJob(groups, "final fit: ", None, meta or {}))
+    results = _run_fits(jobs, cfg, progress, workers)
     p_unsafe = np.zeros(len(items))
     for f in range(cfg.folds):
-        clf = _fit([g for g, k in zip(groups, fold_of_prompt) if k != f], cfg, {}, progress,
-                   f"fold {f + 1}/{cfg.folds}: ")
-        idx = np.flatnonzero(item_fold == f)
-        p_unsafe[idx] = [p for p, _ in clf.score([items[i].text for i in idx])]
-    return {"p_unsafe": p_unsafe, "blocked": np.array([bool(targets_of(p.text)) for p in items]),
-            "unsafe": np.array([p.unsafe for p in items]), "fold": item_fold}
+        p_unsafe[item_fold == f] = results[f][1]
+    scores = {"p_unsafe": p_unsafe, "blocked": np.array([bool(targets_of(p.text)) for p in items]),
+              "unsafe": np.array([p.unsafe for p in items]), "fold": item_fold}
+    return scores, (results[-1][0] if final else None)
+
+
+@dataclass
+class _FitJob:
+    """One fit of `_fit`: its training groups, its progress label, the texts it then scores (a fold's
+    held-back items; None: keep the classifier instead) and the metadata the kept classifier carries."""
+    groups: list
+    stage: str
+    score_texts: list[str] | None
+    meta: dict | None = None
+
+
+def _do_fit(job: _FitJob, cfg: SemanticConfig, progress=None):
+    """(classifier or None, P(unsafe) of `job.score_texts` or None)."""
+    clf = _fit(job.groups, cfg, job.meta or {}, progress, job.stage)
+    if job.score_texts is None:
+        return clf, None
+    return None, np.array([p for p, _ in clf.score(job.score_texts)])
+
+
+def _worker_init(cache: dict) -> None:
+    """A fitting process: the parent's MiniLM layer vectors (so every fit reads the vectors of one
+    embedding pass, as in one process) and one torch thread."""
+    import torch
+
+    from worldsmith import text
+
+    torch.set_num_threads(1)
+    text._layer_cache.update(cache)
+
+
+def _worker_fit(job: _FitJob, cfg: SemanticConfig):
+    return _do_fit(job, cfg)
+
+
+def _run_fits(jobs: list[_FitJob], cfg: SemanticConfig, progress, workers: int) -> list:
+    """Each job's `_do_fit`, in order. The fits are independent and seed themselves, so `workers` > 1 runs
+    them in that many processes (spawned, one torch thread each) to the same weights as one process with
+    one thread; progress then counts finished fits."""
+    if workers <= 1 or len(jobs) <= 1:
+        return [_do_fit(job, cfg, progress) for job in jobs]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from worldsmith import text
+
+    workers = min(workers, len(jobs))
+    cache = {k: v for k, v in text._layer_cache.items() if k[1] == ("", tuple(cfg.layers))}
+    results: list = [None] * len(jobs)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
+                             initargs=(cache,)) as pool:
+        # the biggest fits first (the final fit has a fold's worth more data), so no process idles at the end
+        order = sorted(range(len(jobs)), key=lambda i: -len(jobs[i].groups))
+        futures = {pool.submit(_worker_fit, jobs[i], cfg): i for i in order}
+        if progress:
+            progress(0, len(jobs), None, f"{len(jobs)} fits in {workers} processes")
+        for done, fut in enumerate(as_completed(futures), 1):
+            results[futures[fut]] = fut.result()
+            if progress:
+                progress(done, len(jobs), None, f"{len(jobs)} fits in {workers} processes")
+    return results
 
 
 def pick_threshold(scores: dict[str, np.ndarray], grid, max_false_refusal: float) -> dict:
@@ -433,29 +511,30 @@ def pick_threshold(scores: dict[str, np.ndarray], grid, max_false_refusal: float
     return at(max(grid))
 
 
-def calibrate_threshold(train: list[dataset.Prompt], cfg: SemanticConfig, progress=None) -> dict:
-    """Pick the refusal threshold on out-of-fold scores of the TRAIN split (see `out_of_fold_scores`).
+def calibrate_threshold(scores: dict[str, np.ndarray], cfg: SemanticConfig) -> dict:
+    """Pick the refusal threshold on out-of-fold scores of the TRAIN split (`out_of_fold_scores`).
 
     Returns {"threshold", "oof_recall", "oof_false_refusal", "oof_items", "oof_safe_items", "folds"}."""
-    scores = out_of_fold_scores(train, cfg, progress)
     best = pick_threshold(scores, cfg.threshold_grid, cfg.max_oof_false_refusal)
     return {**best, "oof_items": int(len(scores["unsafe"])), "oof_safe_items": int((~scores["unsafe"]).sum()),
             "folds": cfg.folds}
 
 
-def train_classifier(cfg: SemanticConfig = SemanticConfig(), progress=None) -> SemanticClassifier:
-    """Calibrate the threshold on out-of-fold scores of the train split, then fit on the whole train
-    split (held-out prompts are never used) and store the threshold in the weights' metadata.
-    `progress(step, total, loss, what)` is called through every fit."""
+def train_classifier(cfg: SemanticConfig = SemanticConfig(), progress=None, workers: int = 1) -> SemanticClassifier:
+    """Calibrate the threshold on out-of-fold scores of the train split, fit on the whole train split
+    (held-out prompts are never used) and store the threshold in the weights' metadata.
+    `progress(step, total, loss, what)` is called through every fit (loss None: a count of fits done, with
+    `workers` > 1, which runs the `folds` + 1 independent fits in that many processes)."""
     train, _ = dataset.split(dataset.load_prompts(), cfg.heldout_fraction, cfg.seed)
-    calib = calibrate_threshold(train, cfg, progress)
-    meta = {"config": json.dumps(asdict(cfg)), "prompts_sha256": dataset.prompts_sha256(),
-            "threshold": calib["threshold"], "calibration": json.dumps(calib)}
-    return _fit(_training_groups(train, cfg), cfg, meta, progress, "final fit: ")
+    meta = {"config": json.dumps(asdict(cfg)), "prompts_sha256": dataset.prompts_sha256()}
+    scores, clf = _calibration_and_final(train, cfg, progress, workers, final=True, meta=meta)
+    calib = calibrate_threshold(scores, cfg)
+    clf.meta.update(threshold=calib["threshold"], calibration=json.dumps(calib))
+    return clf
 
 
 if __name__ == "__main__":
-    clf = train_classifier()
+    clf = train_classifier(workers=min(SemanticConfig.folds + 1, os.cpu_count() or 1))
     clf.save(default_weights_path())
     print(f"wrote {default_weights_path()} ({clf.meta['train_examples']} examples, loss {clf.meta['final_loss']}, "
           f"threshold {clf.threshold})")
