@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from worldsmith.predict import (COMPENSATE_OPTION, GUIDANCE_OPTION, MODEL_OPTION, SEED_OPTION, STEPS_OPTION,
-                                 TEMPERATURE_OPTION, TOKENIZER_OPTION)
+                                 TEMPERATURE_OPTION, TOKENIZER_OPTION, load_cli_predictor)
 
 app = typer.Typer(help="Evaluate models against ground truth and baselines.", no_args_is_help=True)
 
@@ -41,7 +41,6 @@ def rollout(
 
     from worldsmith.config import save_json
     from worldsmith.eval.rollout import evaluate_rollout, plot_psnr
-    from worldsmith.predict import load_cli_predictor
 
     try:
         p = load_cli_predictor(model, tokenizer, compensate, steps, guidance, temperature)

@@ -423,7 +423,7 @@ def _calibration_and_final(train: list[dataset.Prompt], cfg: SemanticConfig, pro
         jobs.append(_FitJob([g for g, k in zip(groups, fold_of_prompt) if k != f], f"fold {f + 1}/{cfg.folds}: ",
                             [items[i].text for i in idx]))
     if final:
-        jobs.append(_FitJob(groups, "final fit: ", None, meta or {}))
+        jobs.append(_FitJob(groups, "final fit: ", None, meta))
     results = _run_fits(jobs, cfg, progress, workers)
     p_unsafe = np.zeros(len(items))
     for f in range(cfg.folds):
@@ -462,10 +462,6 @@ def _worker_init(cache: dict) -> None:
     text._layer_cache.update(cache)
 
 
-def _worker_fit(job: _FitJob, cfg: SemanticConfig):
-    return _do_fit(job, cfg)
-
-
 def _run_fits(jobs: list[_FitJob], cfg: SemanticConfig, progress, workers: int) -> list:
     """Each job's `_do_fit`, in order. The fits are independent and seed themselves, so `workers` > 1 runs
     them in that many processes (spawned, one torch thread each) to the same weights as one process with
@@ -484,7 +480,7 @@ def _run_fits(jobs: list[_FitJob], cfg: SemanticConfig, progress, workers: int) 
                              initargs=(cache,)) as pool:
         # the biggest fits first (the final fit has a fold's worth more data), so no process idles at the end
         order = sorted(range(len(jobs)), key=lambda i: -len(jobs[i].groups))
-        futures = {pool.submit(_worker_fit, jobs[i], cfg): i for i in order}
+        futures = {pool.submit(_do_fit, jobs[i], cfg): i for i in order}
         if progress:
             progress(0, len(jobs), None, f"{len(jobs)} fits in {workers} processes")
         for done, fut in enumerate(as_completed(futures), 1):
