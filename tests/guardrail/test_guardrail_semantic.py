@@ -117,12 +117,12 @@ def test_fits_in_worker_processes_match_one_process(one_thread):
     out-of-fold scores and the same final weights as one process with one thread (here at toy size:
     24 prompts, 2 folds, a few epochs, the tuned LoRA member included)."""
     from worldsmith.guardrail import dataset
-    from worldsmith.guardrail.semantic import _calibration_and_final
+    from worldsmith.guardrail.semantic import out_of_fold_scores
 
     prompts = dataset.load_prompts()
     train = prompts[:12] + [p for p in prompts if p.unsafe][:12]
     cfg = SemanticConfig(epochs=5, heads=1, folds=2, adversarial_per_prompt=1, tune_epochs=1, tune_batch=8)
-    runs = [_calibration_and_final(train, cfg, None, workers, final=True, meta={"run": "toy"}) for workers in (1, 2)]
+    runs = [out_of_fold_scores(train, cfg, None, workers, final=True, meta={"run": "toy"}) for workers in (1, 2)]
     (s1, c1), (s2, c2) = runs
     assert np.array_equal(s1["p_unsafe"], s2["p_unsafe"]) and np.array_equal(s1["fold"], s2["fold"])
     assert 0 < s1["p_unsafe"].min() and s1["p_unsafe"].max() < 1 and set(s1["fold"]) == {0, 1}

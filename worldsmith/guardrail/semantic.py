@@ -390,24 +390,18 @@ def _fit(groups: list[tuple[list[str], int]], cfg: SemanticConfig, meta: dict, p
     return SemanticClassifier(weight, bias, dataset.LABELS, cfg.temperature, meta, hidden, cfg.layers, more, tuned)
 
 
-def out_of_fold_scores(train: list[dataset.Prompt], cfg: SemanticConfig, progress=None,
-                       workers: int = 1) -> dict[str, np.ndarray]:
+def out_of_fold_scores(train: list[dataset.Prompt], cfg: SemanticConfig, progress=None, workers: int = 1,
+                       final: bool = False, meta: dict | None = None):
     """K-fold out-of-fold scores over the whole TRAIN split: the head is fitted `folds` times, each on
     the other folds (with their respellings), and scores the prompts of its held-back fold plus two
     respellings of each (as the benchmark respells held-out prompts, with a seed of the train side's
     own). Every train prompt is scored once by a model that never saw it, so the threshold is picked
     on ~4x more safe prompts than one validation part gives (issue 7: a 246-prompt part moved the
-    threshold 0.84 <-> 0.95 on float noise).
+    threshold 0.84 <-> 0.95 on float noise). With `final`, also the fit on the whole train split
+    (carrying `meta`). The fits are independent: one after another, or in `workers` processes.
 
-    Returns arrays over the scored items: p_unsafe, blocked (blocklist hit), unsafe, fold."""
-    scores, _ = _calibration_and_final(train, cfg, progress, workers, final=False)
-    return scores
-
-
-def _calibration_and_final(train: list[dataset.Prompt], cfg: SemanticConfig, progress, workers: int,
-                           final: bool, meta: dict | None = None):
-    """The out-of-fold scores (`out_of_fold_scores`) and, with `final`, the fit on the whole train split:
-    `cfg.folds` (+1) independent fits, run one after another or in `workers` processes."""
+    Returns (scores, classifier or None); scores are arrays over the scored items: p_unsafe, blocked
+    (blocklist hit), unsafe, fold."""
     targets_of = _targets_of()
     fold_of_prompt = dataset.folds(train, cfg.folds, cfg.seed + 1)
     groups = _training_groups(train, cfg)
@@ -508,7 +502,7 @@ def pick_threshold(scores: dict[str, np.ndarray], grid, max_false_refusal: float
 
 
 def calibrate_threshold(scores: dict[str, np.ndarray], cfg: SemanticConfig) -> dict:
-    """Pick the refusal threshold on out-of-fold scores of the TRAIN split (`out_of_fold_scores`).
+    """Pick the refusal threshold on out-of-fold scores of the TRAIN split (`out_of_fold_scores`' first result).
 
     Returns {"threshold", "oof_recall", "oof_false_refusal", "oof_items", "oof_safe_items", "folds"}."""
     best = pick_threshold(scores, cfg.threshold_grid, cfg.max_oof_false_refusal)
@@ -523,7 +517,7 @@ def train_classifier(cfg: SemanticConfig = SemanticConfig(), progress=None, work
     `workers` > 1, which runs the `folds` + 1 independent fits in that many processes)."""
     train, _ = dataset.split(dataset.load_prompts(), cfg.heldout_fraction, cfg.seed)
     meta = {"config": json.dumps(asdict(cfg)), "prompts_sha256": dataset.prompts_sha256()}
-    scores, clf = _calibration_and_final(train, cfg, progress, workers, final=True, meta=meta)
+    scores, clf = out_of_fold_scores(train, cfg, progress, workers, final=True, meta=meta)
     calib = calibrate_threshold(scores, cfg)
     clf.meta.update(threshold=calib["threshold"], calibration=json.dumps(calib))
     return clf
