@@ -34,10 +34,13 @@ class FrameGroupNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, t, h, w = x.shape
-        xg = x.reshape(b, self.groups, c // self.groups, t, h * w)
+        # statistics and normalisation in fp32 (as torch's own GroupNorm under autocast); the result goes back
+        # to the input's dtype so the next conv keeps its bf16 speed
+        xg = x.float().reshape(b, self.groups, c // self.groups, t, h * w)
         var, mean = torch.var_mean(xg, dim=(2, 4), keepdim=True, correction=0)
         xg = (xg - mean) * torch.rsqrt(var + self.eps)
-        return xg.reshape(b, c, t, h, w) * self.weight.view(1, c, 1, 1, 1) + self.bias.view(1, c, 1, 1, 1)
+        out = xg.reshape(b, c, t, h, w) * self.weight.view(1, c, 1, 1, 1) + self.bias.view(1, c, 1, 1, 1)
+        return out.to(x.dtype)
 
 
 class PointwiseConv(nn.Conv3d):
