@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/diffusion.py --quick     # ends within about a minute
     .venv/bin/python benchmarks/diffusion.py             # more repeats, deeper networks, more held-out clips
+    python benchmarks/diffusion.py --device cuda --precision bf16 --no-rollout   # the speed part on a GPU
+                                                         # (-> benchmarks/results/diffusion_cuda.json)
 
 1. Training-step time (forward + backward + AdamW, fp32, batch 2) and sampling-step time (one denoiser forward,
    no grad) of `worldsmith.wfm.dit.DiT` and `diffusers.CosmosTransformer3DModel` at the same width, depth, heads,
@@ -64,42 +66,54 @@ def _diffusers(cfg: DiTConfig, latent_shape):
     return net, fwd
 
 
-def time_models(cfg: DiTConfig, latent_shape, batch: int, repeats: int) -> dict:
+def time_models(cfg: DiTConfig, latent_shape, batch: int, repeats: int, device: str = "cpu",
+                precision: str = "fp32") -> dict:
     """Median wall time (and thread CPU time, steadier when other processes share the cores) of a training step
     and a sampling step per model. Models take turns within each round, in reversed order every other round
-    (ABBA...), so that neither always runs right after the other; round 0 is warm-up."""
+    (ABBA...), so that neither always runs right after the other; round 0 is warm-up. On a GPU each timing
+    waits for the device (torch.cuda.synchronize) before reading the clock; "bf16" runs both under autocast."""
     torch.manual_seed(0)
     T, H, W = latent_shape
-    x = torch.randn(batch, cfg.latent_channels + 1, T, H, W)
-    c_noise = torch.rand(batch, T)
-    text, mask = torch.randn(batch, 16, cfg.text_dim), torch.ones(batch, 16, dtype=torch.bool)
-    target = torch.randn(batch, cfg.latent_channels, T, H, W)
+    dev = torch.device(device)
+    x = torch.randn(batch, cfg.latent_channels + 1, T, H, W, device=dev)
+    c_noise = torch.rand(batch, T, device=dev)
+    text = torch.randn(batch, 16, cfg.text_dim, device=dev)
+    mask = torch.ones(batch, 16, dtype=torch.bool, device=dev)
+    target = torch.randn(batch, cfg.latent_channels, T, H, W, device=dev)
     models = {"ours": _ours(cfg), "diffusers": _diffusers(cfg, latent_shape)}
     if cfg.gelu != "tanh":   # also the GELU form of the shipped checkpoint, so both numbers are on record
         models["ours_tanh_gelu"] = _ours(dataclasses.replace(cfg, gelu="tanh"))
+    for net, _ in models.values():
+        net.to(dev)
     opts = {k: torch.optim.AdamW(m[0].parameters(), lr=1e-4) for k, m in models.items()}
     times = {k: {"train": [], "sample": [], "train_cpu": [], "sample_cpu": []} for k in models}
     order = list(models)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     for r in range(repeats + 1):
         for name in (order if r % 2 == 0 else order[::-1]):
             net, fwd = models[name]
             net.train()
+            sync()
             t0, c0 = time.perf_counter(), time.thread_time()
-            loss = (fwd(x, c_noise, text, mask) - target).pow(2).mean()
+            with autocast:
+                loss = (fwd(x, c_noise, text, mask).float() - target).pow(2).mean()
             opts[name].zero_grad()
             loss.backward()
             opts[name].step()
+            sync()
             t1, c1 = time.perf_counter(), time.thread_time()
             net.eval()
-            with torch.no_grad():
+            with torch.no_grad(), autocast:
                 fwd(x, c_noise, text, mask)
+            sync()
             t2, c2 = time.perf_counter(), time.thread_time()
             if r:
                 for key, v in (("train", t1 - t0), ("sample", t2 - t1), ("train_cpu", c1 - c0),
                                ("sample_cpu", c2 - c1)):
                     times[name][key].append(v)
     out = {"tokens": T * (H // cfg.patch) * (W // cfg.patch), "batch": batch, "width": cfg.width, "depth": cfg.depth,
-           "heads": cfg.heads, "gelu": cfg.gelu, "repeats": repeats}
+           "heads": cfg.heads, "gelu": cfg.gelu, "repeats": repeats, "device": device, "precision": precision}
     for name, (net, _) in models.items():
         med = {k: round(statistics.median(v), 4) for k, v in times[name].items()}
         out[name] = {"params": sum(p.numel() for p in net.parameters()),
@@ -135,17 +149,27 @@ def main() -> None:
                     help="Robot dataset rolled out, every episode (default: runs/eval/robot-s99, seed-99 episodes no "
                          "model trained on; made when absent).")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is steadiest on a shared machine).")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (the speed part; results then go to "
+                    "benchmarks/results/diffusion_<device>.json and the CPU file is left alone)")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16 autocast for both models")
+    ap.add_argument("--no-rollout", action="store_true", help="only the speed part")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        sys.exit(f"--device {args.device}: torch sees no CUDA device on this machine")
     # The tiny preset's width/heads (and its exact GELU) at 2x2 patches of 128x128 video's 5x16x16 latents.
     cfg = DiTConfig(latent_channels=16, width=256, heads=4, depth=4 if args.quick else 10, adaln_lora_rank=64,
                     patch=2, gelu="exact")
     t0 = time.time()
-    speed = time_models(cfg, (5, 16, 16), batch=2, repeats=5 if args.quick else 15)
-    data = args.data or heldout_robot_set(ROOT)
-    quality = rollout_quality(data, max_clips=24 if args.quick else 40, steps=12)
-    # The full run also scores temperature 1 (samples of the model's own distribution), for the record.
-    full_temperature = None if args.quick else rollout_quality(data, max_clips=40, steps=12, temperature=1.0)
+    on_cpu = args.device == "cpu"
+    repeats = (5 if args.quick else 15) * (1 if on_cpu else 10)  # a GPU step takes milliseconds: more rounds
+    speed = time_models(cfg, (5, 16, 16), batch=2, repeats=repeats, device=args.device, precision=args.precision)
+    quality = full_temperature = None
+    if not args.no_rollout:
+        data = args.data or heldout_robot_set(ROOT)
+        quality = rollout_quality(data, max_clips=24 if args.quick else 40, steps=12)
+        # The full run also scores temperature 1 (samples of the model's own distribution), for the record.
+        full_temperature = None if args.quick else rollout_quality(data, max_clips=40, steps=12, temperature=1.0)
     print(f"{'':24}{'ours':>12}{'diffusers':>12}{'ratio':>8}")
     print(f"{'params':24}{speed['ours']['params']:>12,}{speed['diffusers']['params']:>12,}")
     print(f"{'train step (s)':24}{speed['ours']['train_step_s']:>12.4f}{speed['diffusers']['train_step_s']:>12.4f}"
@@ -161,8 +185,9 @@ def main() -> None:
         print(f"  ours with tanh GELU (the shipped checkpoint's): train {o['train_step_s']:.4f} s "
               f"({speed['diffusers']['train_step_s'] / o['train_step_s']:.2f}x), sampling {o['sampling_step_s']:.4f} s "
               f"({speed['diffusers']['sampling_step_s'] / o['sampling_step_s']:.2f}x)")
-    print(f"  width {cfg.width}, depth {cfg.depth}, heads {cfg.heads}, {speed['tokens']} tokens, batch 2, fp32, "
-          f"{args.threads} thread(s), median of {speed['repeats']} interleaved rounds")
+    where = f"{args.threads} thread(s)" if on_cpu else torch.cuda.get_device_name(args.device)
+    print(f"  width {cfg.width}, depth {cfg.depth}, heads {cfg.heads}, {speed['tokens']} tokens, batch 2, "
+          f"{args.precision}, {where}, median of {speed['repeats']} interleaved rounds")
     headline = {"step_speed_ratio_vs_diffusers": speed["train_speed_ratio"],
                 "sampling_step_speed_ratio_vs_diffusers": speed["sampling_speed_ratio"],
                 "psnr_gain_over_copy_db": None, "sampling_fps": None}
@@ -183,13 +208,14 @@ def main() -> None:
                   f"{full_temperature['psnr_gain_over_copy_db']:+.2f} dB")
         headline.update(psnr_gain_over_copy_db=quality["psnr_gain_over_copy_db"],
                         sampling_fps=quality["sampling_fps"])
-    else:
+    elif not args.no_rollout:
         print(f"\nrollout: skipped ({CKPT} or {data} missing)")
     result = {"headline": headline, "speed": speed, "rollout": quality, "rollout_temperature_1": full_temperature,
               "quick": args.quick,
               "threads": args.threads, "seconds": round(time.time() - t0, 1),
-              "machine": f"{os.cpu_count()} CPU cores, torch {torch.__version__}"}
-    out = ROOT / "benchmarks" / "results" / "diffusion.json"
+              "machine": f"{os.cpu_count()} CPU cores, torch {torch.__version__}"
+                         + ("" if on_cpu else f", {torch.cuda.get_device_name(args.device)}")}
+    out = ROOT / "benchmarks" / "results" / ("diffusion.json" if on_cpu else f"diffusion_{args.device.split(':')[0]}.json")
     save_json(result, out)
     print(f"\nheadline: {json.dumps(headline)}  -> {out.relative_to(ROOT)}")
 
