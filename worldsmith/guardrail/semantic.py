@@ -78,6 +78,10 @@ class SemanticConfig:
     # threshold at the grid's 0.99), logit mean of both 0.915; their probability mean 0.897, max 0.909.
     # `guard train` with it on 2516 prompts: OOF recall 0.894 at 0.020 false refusals (threshold 0.90), 96 min
     # on one thread (~11 min a tuned fit). The adapters are ~0.9 MB (float32) at rank 8 on layers 2 .. 5.
+    # Tried and not kept (2026-11-26, frozen heads alone, 5-fold OOF at <= 0.02): 600 templated training prompts
+    # (people, robots and vehicles x harmful or helpful acts x victims x places, 300 unsafe + 300 safe, never
+    # scored) lowered recall 0.849 -> 0.832 (violence 0.746 -> 0.686, threshold 0.85 -> 0.77): the model learnt
+    # the templates, not the acts.
     tune_rank: int = 8
     tune_from_layer: int = 2
     tune_epochs: int = 3
