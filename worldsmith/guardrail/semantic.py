@@ -81,7 +81,9 @@ class SemanticConfig:
     # Tried and not kept (2026-11-26, frozen heads alone, 5-fold OOF at <= 0.02): 600 templated training prompts
     # (people, robots and vehicles x harmful or helpful acts x victims x places, 300 unsafe + 300 safe, never
     # scored) lowered recall 0.849 -> 0.832 (violence 0.746 -> 0.686, threshold 0.85 -> 0.77): the model learnt
-    # the templates, not the acts.
+    # the templates, not the acts. A second tuned member (seed 1), folds 0 and 1 (2190 scored items), recall at
+    # <= 0.02: frozen + tuned seed 0 (as shipped) 0.891, + tuned seed 1 instead 0.899, three-way logit mean 0.905,
+    # tuned seeds alone 0.895 / 0.903: +0.01, about the seed spread, for ~1.7x the training time. Not adopted.
     tune_rank: int = 8
     tune_from_layer: int = 2
     tune_epochs: int = 3
