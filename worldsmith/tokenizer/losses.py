@@ -29,12 +29,10 @@ def _gaussian(window: int, sigma: float, device, dtype) -> torch.Tensor:
 def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5, data_range: float = 2.0,
          reduce: bool = True) -> torch.Tensor:
     """Mean SSIM of two videos (B, C, T, H, W) (or images (B, C, H, W)); per-sample (B,) if not reduce."""
+    bsz = a.shape[0]
     if a.ndim == 5:
-        bsz = a.shape[0]
         a = a.transpose(1, 2).flatten(0, 1)
         b = b.transpose(1, 2).flatten(0, 1)
-    else:
-        bsz = a.shape[0]
     with torch.autocast(a.device.type, enabled=False):
         return _ssim_fp32(a.float(), b.float(), bsz, window, sigma, data_range, reduce)
 
@@ -42,7 +40,8 @@ def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5,
 def _ssim_fp32(a, b, bsz, window, sigma, data_range, reduce):
     # fp32 outside autocast: the variances are differences of blurred squares (E[x^2] - E[x]^2), and bf16
     # convolutions (8-bit mantissa, ~0.4% error on values near 1) leave errors of ~4e-3, the size of C2 = 3.6e-3,
-    # so under bf16 autocast the SSIM term and its gradient were noise (a GPU bf16 run collapsed to ~14 dB).
+    # so under bf16 autocast the SSIM term and its gradient were noise (likely why a GPU bf16 run
+    # collapsed to ~14 dB; docs/architecture.md).
     c = a.shape[1]
     window = min(window, a.shape[-1], a.shape[-2])
     g = _gaussian(window, sigma, a.device, a.dtype)
