@@ -122,8 +122,13 @@ def test_fits_in_worker_processes_match_one_process(one_thread):
     prompts = dataset.load_prompts()
     train = prompts[:12] + [p for p in prompts if p.unsafe][:12]
     cfg = SemanticConfig(epochs=5, heads=1, folds=2, adversarial_per_prompt=1, tune_epochs=1, tune_batch=8)
-    runs = [out_of_fold_scores(train, cfg, None, workers, final=True, meta={"run": "toy"}) for workers in (1, 2)]
+    calls = []
+    runs = [out_of_fold_scores(train, cfg, lambda *a: calls.append(a) if workers == 2 else None, workers,
+                               final=True, meta={"run": "toy"}) for workers in (1, 2)]
     (s1, c1), (s2, c2) = runs
+    # with workers, the bar counts finished fits and names the running fits' stages and steps
+    assert calls[-1][:2] == (3, 3) and all(loss is None for _, _, loss, _ in calls)
+    assert any("tuned encoder (LoRA)" in what for *_, what in calls)
     assert np.array_equal(s1["p_unsafe"], s2["p_unsafe"]) and np.array_equal(s1["fold"], s2["fold"])
     assert 0 < s1["p_unsafe"].min() and s1["p_unsafe"].max() < 1 and set(s1["fold"]) == {0, 1}
     assert np.array_equal(c1.weight, c2.weight) and np.array_equal(c1.bias, c2.bias)

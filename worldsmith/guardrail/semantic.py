@@ -84,6 +84,15 @@ class SemanticConfig:
     # the templates, not the acts. A second tuned member (seed 1), folds 0 and 1 (2190 scored items), recall at
     # <= 0.02: frozen + tuned seed 0 (as shipped) 0.891, + tuned seed 1 instead 0.899, three-way logit mean 0.905,
     # tuned seeds alone 0.895 / 0.903: +0.01, about the seed spread, for ~1.7x the training time. Not adopted.
+    # Tried and not kept (round 7): 495 minimal twins of train prompts (the same scene with the act changed so the
+    # label flips, "drowns his child" / "bathes his child"; a twin in its source's split and fold). OOF recall of
+    # the original train prompts at <= 0.02: frozen heads alone 0.868 without twins, 0.851 with them, 0.800 with
+    # 971 (mean-pooled features barely move when one verb changes); fold 0 with twins for the tuned member only,
+    # heads + tuned 0.863 -> 0.897; `guard train` so (70 min, --workers 2): OOF 0.894 -> 0.905 at 0.019, but
+    # held-out recall 0.908 -> 0.921 at false refusals 0.027 -> 0.042, and worse at every matched false-refusal
+    # rate (best held-out recall at <= 0.02: 0.889 -> 0.845; at <= 0.042: 0.935 -> 0.921; a diagnostic, no
+    # threshold taken from it): the tuned member learnt harm verbs ("A woman hangs laundry" respelled, a
+    # dashcam driver who "keeps a long gap", refused as self-harm).
     tune_rank: int = 8
     tune_from_layer: int = 2
     tune_epochs: int = 3
@@ -451,42 +460,77 @@ def _do_fit(job: _FitJob, cfg: SemanticConfig, progress=None):
     return None, np.array([p for p, _ in clf.score(job.score_texts)])
 
 
-def _worker_init(cache: dict) -> None:
+_progress_queue = None  # in a fitting process: where its fits report their steps to the parent
+
+
+def _worker_init(cache: dict, queue=None) -> None:
     """A fitting process: the parent's MiniLM layer vectors (so every fit reads the vectors of one
-    embedding pass, as in one process) and one torch thread."""
+    embedding pass, as in one process), one torch thread, and the queue its progress goes to."""
     import torch
 
     from worldsmith import text
 
+    global _progress_queue
     torch.set_num_threads(1)
     text._layer_cache.update(cache)
+    _progress_queue = queue
+
+
+def _do_fit_in_worker(job: _FitJob, cfg: SemanticConfig):
+    """`_do_fit` in a fitting process, its steps sent to the parent at most twice a second."""
+    import time
+
+    last = [0.0]
+
+    def progress(i: int, n: int, loss, what: str) -> None:
+        if _progress_queue is not None and (i == n or time.monotonic() - last[0] > 0.5):
+            last[0] = time.monotonic()
+            _progress_queue.put((job.stage, what[len(job.stage):], i, n))
+
+    return _do_fit(job, cfg, progress)
 
 
 def _run_fits(jobs: list[_FitJob], cfg: SemanticConfig, progress, workers: int) -> list:
     """Each job's `_do_fit`, in order. The fits are independent and seed themselves, so `workers` > 1 runs
     them in that many processes (spawned, one torch thread each) to the same weights as one process with
-    one thread; progress then counts finished fits."""
+    one thread; progress then counts finished fits, and names the stage and step of each running one."""
     if workers <= 1 or len(jobs) <= 1:
         return [_do_fit(job, cfg, progress) for job in jobs]
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    import queue as queue_module
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     from worldsmith import text
 
     workers = min(workers, len(jobs))
     cache = {k: v for k, v in text._layer_cache.items() if k[1] == ("", tuple(cfg.layers))}
+    context = multiprocessing.get_context("spawn")
+    steps = context.Queue() if progress else None
+    running: dict[str, str] = {}  # a running fit's stage label -> its latest step, as the bar shows it
+    closed: set[str] = set()  # finished fits' stage labels (their last steps may still be queued)
     results: list = [None] * len(jobs)
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
-                             initargs=(cache,)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init, initargs=(cache, steps)) as pool:
         # the biggest fits first (the final fit has a fold's worth more data), so no process idles at the end
         order = sorted(range(len(jobs)), key=lambda i: -len(jobs[i].groups))
-        futures = {pool.submit(_do_fit, jobs[i], cfg): i for i in order}
-        if progress:
-            progress(0, len(jobs), None, f"{len(jobs)} fits in {workers} processes")
-        for done, fut in enumerate(as_completed(futures), 1):
-            results[futures[fut]] = fut.result()
+        futures = {pool.submit(_do_fit_in_worker, jobs[i], cfg): i for i in order}
+        pending, done = set(futures), 0
+        while pending:
+            finished, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                results[futures[fut]] = fut.result()
+                closed.add(jobs[futures[fut]].stage)
+                running.pop(jobs[futures[fut]].stage, None)
+                done += 1
             if progress:
-                progress(done, len(jobs), None, f"{len(jobs)} fits in {workers} processes")
+                while True:
+                    try:
+                        stage, what, i, n = steps.get_nowait()
+                    except queue_module.Empty:
+                        break
+                    if stage not in closed:
+                        running[stage] = f"{stage}{what} {i}/{n}"
+                progress(done, len(jobs), None, " | ".join([f"{len(jobs)} fits in {workers} processes",
+                                                            *running.values()]))
     return results
 
 
