@@ -485,7 +485,7 @@ def _do_fit_in_worker(job: _FitJob, cfg: SemanticConfig):
     def progress(i: int, n: int, loss, what: str) -> None:
         if _progress_queue is not None and (i == n or time.monotonic() - last[0] > 0.5):
             last[0] = time.monotonic()
-            _progress_queue.put((job.stage, what[len(job.stage):], i, n))
+            _progress_queue.put((job.stage, what, i, n))
 
     return _do_fit(job, cfg, progress)
 
@@ -528,7 +528,7 @@ def _run_fits(jobs: list[_FitJob], cfg: SemanticConfig, progress, workers: int) 
                     except queue_module.Empty:
                         break
                     if stage not in closed:
-                        running[stage] = f"{stage}{what} {i}/{n}"
+                        running[stage] = f"{what} {i}/{n}"  # `what` starts with the stage label
                 progress(done, len(jobs), None, " | ".join([f"{len(jobs)} fits in {workers} processes",
                                                             *running.values()]))
     return results
