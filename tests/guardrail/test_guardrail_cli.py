@@ -74,3 +74,16 @@ def test_every_command_has_help_with_an_example():
     for cmd in ("text", "video", "train"):
         r = runner.invoke(app, ["guard", cmd, "--help"])
         assert r.exit_code == 0 and "Example: worldsmith guard" in r.output
+
+
+def test_train_progress_in_a_log_is_a_line_per_new_stage(capsys):
+    # `guard train > log`: the live bar writes nothing to a file, so each new stage (not each step) gets a line
+    from worldsmith.guardrail.cli import _PlainProgress
+
+    log = _PlainProgress(every=3600)
+    for step in range(50):
+        log(f"6 fits in 2 processes | fold 1/5: frozen heads {step}/300 loss 0.{step}")
+    log("6 fits in 2 processes | fold 1/5: tuned encoder (LoRA) 1/900")
+    log("6 fits in 2 processes | fold 1/5: tuned encoder (LoRA) 2/900")
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and lines[0].endswith("frozen heads 0/300 loss 0.0") and "tuned encoder" in lines[1]

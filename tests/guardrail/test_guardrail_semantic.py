@@ -1,6 +1,8 @@
 """The semantic classifier's readings of a prompt, its input features (MiniLM layers) and its weight file
 (linear or with a hidden layer)."""
 
+import os
+
 import numpy as np
 
 from worldsmith.guardrail.dataset import LABELS
@@ -134,3 +136,53 @@ def test_fits_in_worker_processes_match_one_process(one_thread):
     assert np.array_equal(c1.weight, c2.weight) and np.array_equal(c1.bias, c2.bias)
     assert all(np.array_equal(c1.tuned.lora[k], c2.tuned.lora[k]) for k in c1.tuned.lora)
     assert c2.meta["run"] == "toy" and c1.meta["final_loss"] == c2.meta["final_loss"]
+
+
+_ORPHAN_SCRIPT = '''
+import multiprocessing, os, sys, time
+from worldsmith.guardrail.semantic import _worker_init
+
+def fitting_process(parent_pid):
+    _worker_init({}, None, parent_pid)
+    time.sleep(120)  # stands in for a fit
+
+if __name__ == "__main__":
+    child = multiprocessing.get_context("spawn").Process(target=fitting_process, args=(os.getpid(),))
+    child.start()
+    print(child.pid, flush=True)
+    time.sleep(120)
+'''
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
+def test_a_fitting_process_ends_when_guard_train_is_killed(tmp_path):
+    """Killing `guard train --workers N` (Ctrl-C, `kill -9`, a CI timeout) must not leave its fitting processes
+    running orphaned on the cores (they did, for up to an hour): each watches its parent and exits."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "orphan.py"
+    script.write_text(_ORPHAN_SCRIPT)
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    try:
+        time.sleep(2.0)
+        assert _alive(child)  # the watch does not end a process whose parent lives
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 15
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(child)
+    finally:
+        if _alive(child):
+            os.kill(child, signal.SIGKILL)

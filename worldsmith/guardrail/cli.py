@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -125,6 +128,22 @@ def video_cmd(
         raise typer.Exit(REFUSED_EXIT)
 
 
+class _PlainProgress:
+    """Progress as plain lines on stderr, for a run whose output goes to a log (a live bar writes nothing
+    there): a line when a fit starts a new stage, else at most one a minute."""
+
+    def __init__(self, every: float = 60.0):
+        self.start, self.every, self.last_time, self.last_stages = time.monotonic(), every, -1e9, None
+
+    def __call__(self, what: str) -> None:
+        stages = re.sub(r"\d+/\d+|loss [\d.]+", "", what)  # the stages without their step counts
+        now = time.monotonic()
+        if stages != self.last_stages or now - self.last_time >= self.every:
+            elapsed = int(now - self.start)
+            typer.echo(f"[{elapsed // 60:3d}:{elapsed % 60:02d}] {what}", err=True)
+            self.last_time, self.last_stages = now, stages
+
+
 @app.command("train")
 def train_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="Weights file (default: the shipped semantic.safetensors)."),
@@ -143,12 +162,19 @@ def train_cmd(
     from worldsmith.guardrail.semantic import SemanticConfig, default_weights_path, train_classifier
 
     target = out or default_weights_path()
-    with Progress(transient=True) as bar:
+    log = _PlainProgress() if not sys.stderr.isatty() else None
+    with Progress(transient=True, disable=log is not None) as bar:
         task = bar.add_task("embedding prompts", total=None)
         cfg = SemanticConfig(seed=seed)
         workers = workers or min(cfg.folds + 1, os.cpu_count() or 1)
-        clf = train_classifier(cfg, workers=workers, progress=lambda i, n, loss, what: bar.update(
-            task, completed=i, total=n, description=what if loss is None else f"{what} loss {loss:.3f}"))
+
+        def progress(i, n, loss, what):
+            what = what if loss is None else f"{what} loss {loss:.3f}"
+            bar.update(task, completed=i, total=n, description=what)
+            if log:
+                log(what)
+
+        clf = train_classifier(cfg, workers=workers, progress=progress)
     clf.save(target)
     calib = json.loads(clf.meta["calibration"])
     typer.echo(f"wrote {target}: {clf.meta['train_examples']} training texts, final loss {clf.meta['final_loss']}; "

@@ -463,9 +463,12 @@ def _do_fit(job: _FitJob, cfg: SemanticConfig, progress=None):
 _progress_queue = None  # in a fitting process: where its fits report their steps to the parent
 
 
-def _worker_init(cache: dict, queue=None) -> None:
+def _worker_init(cache: dict, queue=None, parent_pid: int | None = None) -> None:
     """A fitting process: the parent's MiniLM layer vectors (so every fit reads the vectors of one
-    embedding pass, as in one process), one torch thread, and the queue its progress goes to."""
+    embedding pass, as in one process), one torch thread, the queue its progress goes to, and a watch on
+    `parent_pid` that ends this process once the parent is gone."""
+    import threading
+
     import torch
 
     from worldsmith import text
@@ -474,6 +477,19 @@ def _worker_init(cache: dict, queue=None) -> None:
     torch.set_num_threads(1)
     text._layer_cache.update(cache)
     _progress_queue = queue
+    if parent_pid is not None:
+        threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
+
+
+def _exit_when_orphaned(parent_pid: int, every: float = 1.0) -> None:
+    """End this process when its parent has gone. A killed `guard train` (Ctrl-C, `kill`, a CI timeout) does
+    not stop the pool's processes itself: before this watch they went on fitting for up to an hour, orphaned,
+    on the cores the next run needed."""
+    import time
+
+    while os.getppid() == parent_pid:
+        time.sleep(every)
+    os._exit(1)
 
 
 def _do_fit_in_worker(job: _FitJob, cfg: SemanticConfig):
@@ -509,7 +525,8 @@ def _run_fits(jobs: list[_FitJob], cfg: SemanticConfig, progress, workers: int) 
     running: dict[str, str] = {}  # a running fit's stage label -> its latest step, as the bar shows it
     closed: set[str] = set()  # finished fits' stage labels (their last steps may still be queued)
     results: list = [None] * len(jobs)
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init, initargs=(cache, steps)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
+                             initargs=(cache, steps, os.getpid())) as pool:
         # the biggest fits first (the final fit has a fold's worth more data), so no process idles at the end
         order = sorted(range(len(jobs)), key=lambda i: -len(jobs[i].groups))
         futures = {pool.submit(_do_fit_in_worker, jobs[i], cfg): i for i in order}
