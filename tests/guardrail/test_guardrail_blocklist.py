@@ -36,6 +36,8 @@ def test_sexual_with_a_minor_escalates(block):
     "hairdresser does a blow dry", "a killer whale breaches", "shooting star over the desert",
     "stars visible to the naked eye", "a bomb disposal robot in a training drill", "rap music video",
     "a robot picks up 4 cubes in 2024", "i am at a cafe", "shoot hoops in the gym",
+    "a screenwriter types a murder mystery scene", "a campus suicide-prevention workshop",
+    "a sex education lecture", "a teenager with suicidal thoughts calls a crisis line",
 ])
 def test_known_false_positives_are_allowed(block, text):
     assert block.match(text) == []

@@ -4,10 +4,11 @@
 import os
 
 import numpy as np
+import pytest
 
 from worldsmith.guardrail.dataset import LABELS
 from worldsmith.guardrail.semantic import (SemanticClassifier, SemanticConfig, default_weights_path, pick_threshold,
-                                           readings, rejoin_fragments)
+                                           readings, rejoin_fragments, strip_request_frame)
 from worldsmith.text import EMBED_DIM, embed_texts, embed_texts_layers
 
 
@@ -23,6 +24,32 @@ def test_readings_cover_each_trick_and_are_distinct():
     assert rs[0] == "A peeerson is pusheeed off a buil ding" and len(rs) == len(set(rs))
     assert "a person is pushed off a building" in rs  # runs cut to one letter, fragments rejoined
     assert readings("a robot stacks cups") == ["a robot stacks cups"]  # nothing to undo: one reading
+
+
+@pytest.mark.parametrize("text, scene", [
+    ("Generate a video of a robot arm stacking blocks", "a robot arm stacking blocks"),
+    ("Please make me a realistic 10 second clip where a dog runs on a beach", "a dog runs on a beach"),
+    ("Realistic footage of a forklift moving pallets", "a forklift moving pallets"),
+    ("Dashcam clip: a truck overtakes on the left", "a truck overtakes on the left"),
+    ("Show me how to fold a paper plane", "how to fold a paper plane"),
+    ("Can you make a video where a robot pours coffee?", "a robot pours coffee?"),
+])
+def test_the_request_around_a_scene_is_not_scored(text, scene):
+    assert strip_request_frame(text) == scene
+    assert all(r == scene or not r.lower().startswith(("generate", "make", "realistic", "dashcam", "show", "can"))
+               for r in readings(text))
+
+
+@pytest.mark.parametrize("text", [
+    "A man shows a video of a rocket launch to his son",  # "video" inside the scene
+    "Make the man watch a video of his kids",  # "make" is part of the act
+    "Shoot him in the head on camera",
+    "Create an animation showing a knight fighting a dragon",  # "animation" changes what is asked
+    "How-to video: sharpening a kitchen knife",
+    "Footage of riots",  # nothing but the request would be left
+])
+def test_scenes_that_only_look_like_a_request_are_kept_whole(text):
+    assert strip_request_frame(text) == text
 
 
 def test_hidden_layer_weights_round_trip(tmp_path):

@@ -152,7 +152,7 @@ def train_cmd(
                                 "+ the final fit), one thread each; 0: one per core, at most 6; 1: in this process."),
 ) -> None:
     """Retrain the semantic classifier from the shipped labelled prompts (reproduces the shipped weights:
-    96 min on one CPU thread, 68 min with --workers 2 on two cores); the refusal threshold is calibrated on
+    104 min with --workers 2 on two cores); the refusal threshold is calibrated on
     K-fold out-of-fold scores of the train split and stored with them.
 
     Example: worldsmith guard train --out /tmp/semantic.safetensors

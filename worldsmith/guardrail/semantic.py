@@ -6,12 +6,13 @@ adapters on MiniLM's upper layers plus a head, trained end to end); their P(unsa
 logit space. Each has one class per label in `dataset.LABELS`; P(unsafe) = 1 - P(safe), and the
 category reported is the most probable unsafe class. Each prompt is scored in several `readings` (as written,
 normalised, letter runs cut, split words rejoined) and the highest P(unsafe) counts, so a respelling
-cannot hide a prompt from the model either.
+cannot hide a prompt from the model either. A reading leaves out the request around the scene ("Generate a
+realistic video of"), which says nothing about what happens in it.
 
-Reproduce the shipped weights (`semantic.safetensors`, ~2 MB, never pickle; 96 min on one thread, most
-of it the six fits of the tuned member, five for the out-of-fold calibration and the final one; those
-fits are independent, and `--workers 2` ran them in two processes on two cores in 68 min to the same
-tensors and metadata values):
+Reproduce the shipped weights (`semantic.safetensors`, ~2 MB, never pickle; 104 min with `--workers 2` on two
+cores for the 3712 prompts of round 8, most of it the six fits of the tuned member, five for the out-of-fold
+calibration and the final one; those fits are independent, and on the 2516 prompts of round 6 `--workers 2` ran
+them in two processes in 68 min to the same tensors and metadata values as 96 min on one thread):
     worldsmith guard train            # or: python -m worldsmith.guardrail.semantic
 It trains on the seeded train split of `prompts.txt` plus adversarial respellings of it, and stores
 the refusal threshold calibrated on K-fold out-of-fold scores of that train split in the weights' metadata
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from importlib import resources
@@ -93,6 +95,13 @@ class SemanticConfig:
     # rate (best held-out recall at <= 0.02: 0.889 -> 0.845; at <= 0.042: 0.935 -> 0.921; a diagnostic, no
     # threshold taken from it): the tuned member learnt harm verbs ("A woman hangs laundry" respelled, a
     # dashcam driver who "keeps a long gap", refused as self-harm).
+    # Round 8, kept: 1196 prompts written blind by eight writers, one setting each, half of them hard safe
+    # negatives (before merging, the round-6 guard refused 0.122 of their 589 safe prompts: the held-out set had
+    # been too easy on false refusals), and readings without the request around the scene (`strip_request_frame`).
+    # `guard train` (104 min, --workers 2, 3712 prompts): OOF recall 0.902 at 0.018 false refusals (threshold
+    # 0.87). Guard recall / false refusals, with round 8's four allow-list entries: on the 774 held-out prompts of
+    # round 7 with 4 respellings each 0.908 / 0.027 -> 0.909 / 0.021 (best recall at <= 0.02 false refusals
+    # 0.889 -> 0.903, a diagnostic); on the 381 new held-out prompts 0.942 / 0.167 -> 0.921 / 0.074.
     tune_rank: int = 8
     tune_from_layer: int = 2
     tune_epochs: int = 3
@@ -159,14 +168,48 @@ def rejoin_fragments(text: str) -> str:
     return " ".join(out)
 
 
+# The request around a scene ("Generate a realistic video of ...", "Show me a clip where ...", "Footage
+# of ...") says how to render it, not what happens in it. Before round 8 every prompt in prompts.txt that began
+# "Generate"/"Make"/"Show" was unsafe (92 of 92), so the classifier learnt the request itself as a harm cue and
+# refused "Generate a video of a robot arm stacking blocks on a table" (p=0.93). Every reading is scored (and
+# trained on) without it, so no wording of the request can tip a verdict either way.
+_MEDIUM = r"(?:video|videos|clip|clips|footage|scene|film|movie|shot|sequence|render|simulation|gif|reel|vid|vlog)"
+# words that only say how the clip looks; "cartoon", "animation", "documentary", "news" and "how-to" are kept in
+# the text, because they do change what a prompt asks for ("a knight fights a dragon in a cartoon")
+_LOOKS = (r"(?:realistic|photorealistic|hyperrealistic|lifelike|short|quick|brief|long|simple|cinematic|hd|4k|8k|"
+          r"high|quality|high-quality|detailed|slow|motion|slow-motion|sped-up|\d+|\d+-second|seconds?|secs?|"
+          r"minutes?|dashcam|drone|cctv|security|camera|bodycam|phone|handheld|aerial|stock|pov|first-person|"
+          r"vertical|single|one-take|continuous|close-up|closeup|wide|wide-angle|tracking|static|smooth|grainy|"
+          r"vintage|amateur|professional|viral|new|full|clear)")
+_REQUEST_FRAME = re.compile(
+    r"^\W*(?:(?:please|pls|can you|could you|i want|i need|i'd like|we need|now)\W+)*(?:"
+    # "Generate me a realistic 10 second video of ...", "Realistic footage of ...", "Dashcam clip: ..."
+    r"(?:(?:generate|make|create|render|produce|film|shoot|give|show|record)(?:\s+(?:me|us))?\s+)?"
+    r"(?:(?:a|an|the|some|one|another)\s+)?(?:" + _LOOKS + r"\s+){0,4}" + _MEDIUM +
+    r"(?:\s+(?:of|where|in which|showing|that shows|about|with|featuring|depicting)\b|\s*[:,-])"
+    # "Show a nurse ...", "Show me ..."
+    r"|(?:show|depict)(?:\s+(?:me|us))?\b)\W*",
+    re.IGNORECASE)
+
+
+def strip_request_frame(text: str) -> str:
+    """`text` without a leading request to render it ("Make a realistic clip where a dog runs" ->
+    "a dog runs"); unchanged when nothing but the request would be left."""
+    rest = _REQUEST_FRAME.sub("", text, count=1).strip()
+    return rest if len(rest.split()) >= 2 else text
+
+
 def readings(text: str) -> list[str]:
     """The distinct readings of a prompt that the classifier scores (the guard refuses on the most
     unsafe one, so a respelling has to fool every reading): as written; normalised (leet undone,
     spaced letters joined, letter runs cut to one); letter runs cut to two instead ("killll" ->
-    "kill"); and the normalised text with split words rejoined ("poi son" -> "poison")."""
-    norm = normalize_text(text) or text
+    "kill"); and the normalised text with split words rejoined ("poi son" -> "poison"). Each without the
+    request around the scene (`strip_request_frame`)."""
+    text = strip_request_frame(text)  # first as written (the normaliser drops the colon of "Clip: ..."),
+    norm = normalize_text(text) or text  # then again in each form (a respelled "G3nerate a v1deo of")
     doubles = normalize_text(text, keep_doubles=True) or text
-    return list(dict.fromkeys([text, norm, doubles, rejoin_fragments(norm)]))
+    forms = [text, norm, doubles, rejoin_fragments(norm)]
+    return list(dict.fromkeys(strip_request_frame(f) for f in forms))
 
 
 def default_weights_path() -> Path:
