@@ -191,7 +191,7 @@ def _alive(pid: int) -> bool:
 
 def test_a_fitting_process_ends_when_guard_train_is_killed(tmp_path):
     """Killing `guard train --workers N` (Ctrl-C, `kill -9`, a CI timeout) must not leave its fitting processes
-    running orphaned on the cores (they did, for up to an hour): each watches its parent and exits."""
+    running orphaned on the cores (they did, until killed by hand): each watches its parent and exits."""
     import signal
     import subprocess
     import sys

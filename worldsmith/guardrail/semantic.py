@@ -526,8 +526,8 @@ def _worker_init(cache: dict, queue=None, parent_pid: int | None = None) -> None
 
 def _exit_when_orphaned(parent_pid: int, every: float = 1.0) -> None:
     """End this process when its parent has gone. A killed `guard train` (Ctrl-C, `kill`, a CI timeout) does
-    not stop the pool's processes itself: before this watch they went on fitting for up to an hour, orphaned,
-    on the cores the next run needed."""
+    not stop the pool's processes itself: before this watch they went on fitting, orphaned, on the cores the
+    next run needed (found 10 minutes after a kill, still at ~78% of a core each)."""
     import time
 
     while os.getppid() == parent_pid:
