@@ -28,6 +28,20 @@ def _model():
     return SentenceTransformer(str(get_model_path()), device="cpu")
 
 
+def use_device(device: str) -> None:
+    """Run the shared model on `device` ("cpu", "cuda", "cuda:1") from now on, in this process. The vectors
+    come back as CPU float32 arrays either way; on a GPU they differ from the CPU's at float level (the
+    guardrail's `guard train --device cuda` uses it for the forward and backward passes)."""
+    import torch
+
+    _model().to(torch.device(device))
+
+
+def model_device():
+    """The torch device the shared model runs on."""
+    return next(_model()[0].auto_model.parameters()).device
+
+
 def embed_texts(texts: list[str], batch_size: int = 64) -> np.ndarray:
     """(N, 384) float32, L2-normalised; identical texts are embedded once per process."""
     missing = [t for t in dict.fromkeys(texts) if t not in _cache]
@@ -83,13 +97,14 @@ def embed_texts_layers(texts: list[str], layers: tuple[int, ...] = (2, 4, 6), ba
         model = _model()
         bert, tokenizer = encoder if encoder is not None else model[0].auto_model, model.tokenizer
         order = sorted(missing, key=len)
+        device = next(bert.parameters()).device
         with torch.inference_mode():
             for s in range(0, len(order), batch_size):
                 batch = order[s:s + batch_size]
                 enc = tokenizer(batch, padding=True, truncation=True, max_length=model.max_seq_length,
-                                return_tensors="pt")
+                                return_tensors="pt").to(device)
                 hidden = bert(**enc, output_hidden_states=True).hidden_states
-                vec = pool_layers(hidden, enc["attention_mask"], layers).numpy()
+                vec = pool_layers(hidden, enc["attention_mask"], layers).float().cpu().numpy()
                 with _lock:
                     for t, v in zip(batch, vec):
                         _layer_cache[(t, key)] = v.astype(np.float32)

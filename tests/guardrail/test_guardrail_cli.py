@@ -87,3 +87,15 @@ def test_train_progress_in_a_log_is_a_line_per_new_stage(capsys):
     log("6 fits in 2 processes | fold 1/5: tuned encoder (LoRA) 2/900")
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 2 and lines[0].endswith("frozen heads 0/300 loss 0.0") and "tuned encoder" in lines[1]
+
+
+def test_train_on_a_device_this_machine_lacks_is_a_one_line_error(tmp_path):
+    # the check runs before any prompt is embedded, so a typo costs nothing
+    import torch
+
+    bad = "cuda" if not torch.cuda.is_available() else "cuda:99"
+    r = runner.invoke(app, ["guard", "train", "--device", bad, "--out", str(tmp_path / "w.safetensors")])
+    assert r.exit_code == 2 and "is not usable here" in r.output
+    r = runner.invoke(app, ["guard", "train", "--device", "gpu0", "--out", str(tmp_path / "w.safetensors")])
+    assert r.exit_code == 2 and "'gpu0' is not usable here" in r.output
+    assert not (tmp_path / "w.safetensors").exists()

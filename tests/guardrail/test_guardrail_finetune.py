@@ -84,3 +84,22 @@ def test_logit_mean():
     assert np.allclose(logit_mean(p, p[::-1]), logit_mean(p[::-1], p))
     # a confident member pulls harder than with a probability mean: 0.99 and 0.3 -> 0.87 (mean 0.645)
     assert logit_mean(np.array([0.99]), np.array([0.3]))[0] > 0.85
+
+
+def test_length_grouped_batches_keep_every_text_once_and_pad_less():
+    import random
+
+    from worldsmith.guardrail.finetune import length_grouped_batches
+
+    rng = random.Random(0)
+    pool = [(f"text {i}", i % 3) for i in range(1000)]
+    lengths = [rng.randint(5, 60) for _ in pool]
+    length_of = dict(zip(pool, lengths))
+    batches = length_grouped_batches(pool, lengths, 32, random.Random(1))
+    assert sorted(x for b in batches for x in b) == sorted(pool)  # every text once
+    assert len(batches) == -(-len(pool) // 32)  # as many steps as plain batches
+    padded = sum(max(length_of[x] for x in b) * len(b) for b in batches)
+    plain = sum(max(lengths[s:s + 32]) * len(lengths[s:s + 32]) for s in range(0, len(pool), 32))
+    assert padded < 0.7 * plain
+    assert batches == length_grouped_batches(pool, lengths, 32, random.Random(1))  # seeded
+    assert [len(b) for b in batches].count(32) >= len(batches) - 2  # one short batch per chunk at most

@@ -150,6 +150,9 @@ def train_cmd(
     seed: int = typer.Option(0, help="Seed of the train/held-out split hash, the adversarial respellings and the init."),
     workers: int = typer.Option(0, "--workers", help="Processes for the 6 independent fits (5 calibration folds "
                                 "+ the final fit), one thread each; 0: one per core, at most 6; 1: in this process."),
+    device: str = typer.Option("cpu", "--device", help="Torch device of every fit and of MiniLM's passes (cpu, "
+                               "cuda, cuda:1); on a GPU --workers defaults to 1. The weights then differ from the "
+                               "CPU's at float level."),
 ) -> None:
     """Retrain the semantic classifier from the shipped labelled prompts (reproduces the shipped weights:
     104 min with --workers 2 on two cores); the refusal threshold is calibrated on
@@ -162,11 +165,25 @@ def train_cmd(
     from worldsmith.guardrail.semantic import SemanticConfig, default_weights_path, train_classifier
 
     target = out or default_weights_path()
+    if device != "cpu":
+        import torch
+
+        from worldsmith import text
+
+        try:
+            torch.empty(0, device=device)
+        except (RuntimeError, AssertionError) as err:
+            raise typer.BadParameter(f"device {device!r} is not usable here: {str(err).splitlines()[0]}",
+                                     param_hint="--device")
+        text.use_device(device)
     log = _PlainProgress() if not sys.stderr.isatty() else None
     with Progress(transient=True, disable=log is not None) as bar:
         task = bar.add_task("embedding prompts", total=None)
         cfg = SemanticConfig(seed=seed)
-        workers = workers or min(cfg.folds + 1, os.cpu_count() or 1)
+        # On an H100 (issue 7, round 9, 4903 prompts), one process: the five folds took 3 min 50 s and the run was cut
+        # off at its 5-minute limit in the final fit; six fitting processes on the GPU ended all six fits in 77 s, but
+        # the run then stalled for over a minute until its limit (cause not found). So one process unless told.
+        workers = workers or (min(cfg.folds + 1, os.cpu_count() or 1) if device == "cpu" else 1)
 
         def progress(i, n, loss, what):
             what = what if loss is None else f"{what} loss {loss:.3f}"

@@ -88,6 +88,22 @@ def lora_state(bert) -> dict:
     return {k: v for k, v in bert.state_dict().items() if ".lora_a" in k or ".lora_b" in k}
 
 
+def length_grouped_batches(pool: list, lengths: list[int], batch_size: int, rng: random.Random,
+                           chunk_batches: int = 16) -> list[list]:
+    """`pool` (already shuffled) in batches of texts of similar token length: cut into chunks of `chunk_batches`
+    batches, each chunk sorted by length and cut into batches, then the order of all batches shuffled. A batch is
+    padded to its longest text; on the guard's training texts (respellings such as "k i l l" run long) random
+    batches padded 2.03x the real tokens, these 1.10x (round 9, 17085 texts). The number of batches is unchanged,
+    and which texts meet in a chunk is still random."""
+    chunk = batch_size * chunk_batches
+    batches = []
+    for c in range(0, len(pool), chunk):
+        idx = sorted(range(c, min(c + chunk, len(pool))), key=lambda i: lengths[i])
+        batches += [[pool[i] for i in idx[s:s + batch_size]] for s in range(0, len(idx), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
 def fit_tuned(groups: list[tuple[list[str], int]], cfg, seed: int, n_classes: int, progress=None) -> tuple[TunedMember, float]:
     """Train adapters and a head on `groups` (per prompt: its training texts and label, as
     `semantic._training_groups` gives). Each epoch draws `adversarial_per_prompt + 1` of each prompt's
@@ -99,17 +115,18 @@ def fit_tuned(groups: list[tuple[list[str], int]], cfg, seed: int, n_classes: in
     from worldsmith.text import _model, pool_layers
 
     torch.manual_seed(seed)
-    bert = _adapted_copy(cfg.tune_rank, cfg.tune_from_layer)
+    bert = _adapted_copy(cfg.tune_rank, cfg.tune_from_layer)  # on the shared model's device (`text.use_device`)
+    device = next(bert.parameters()).device
     tokenizer, max_len = _model().tokenizer, _model().max_seq_length
     width = cfg.hidden or 64  # the member always has a hidden layer, like the shipped frozen heads
     first = torch.nn.Linear(384 * len(cfg.layers), width)
     last = torch.nn.Linear(width, n_classes)
-    head = torch.nn.Sequential(first, torch.nn.ReLU(), last)
+    head = torch.nn.Sequential(first, torch.nn.ReLU(), last).to(device)
     ys = torch.tensor([y for _, y in groups])
     counts = torch.bincount(ys, minlength=n_classes).float().clamp(min=1)
     class_w = 1.0 / counts
     class_w[1:] /= n_classes - 1
-    class_w /= class_w.mean()
+    class_w = (class_w / class_w.mean()).to(device)
     adapters = [p for p in bert.parameters() if p.requires_grad]
     opt = torch.optim.AdamW([{"params": adapters, "lr": cfg.tune_lr},
                              {"params": list(head.parameters()), "lr": cfg.tune_head_lr}], weight_decay=0.01)
@@ -124,13 +141,13 @@ def fit_tuned(groups: list[tuple[list[str], int]], cfg, seed: int, n_classes: in
     for _ in range(cfg.tune_epochs):
         pool = [(t, y) for ts, y in groups for t in rng.sample(ts, min(draws, len(ts)))]
         rng.shuffle(pool)
-        for s in range(0, len(pool), cfg.tune_batch):
-            batch = pool[s:s + cfg.tune_batch]
+        lengths = [len(ids) for ids in tokenizer([t for t, _ in pool], truncation=True, max_length=max_len)["input_ids"]]
+        for batch in length_grouped_batches(pool, lengths, cfg.tune_batch, rng):
             enc = tokenizer([t for t, _ in batch], padding=True, truncation=True, max_length=max_len,
-                            return_tensors="pt")
+                            return_tensors="pt").to(device)
             feats = pool_layers(bert(**enc, output_hidden_states=True).hidden_states, enc["attention_mask"], cfg.layers)
             loss = torch.nn.functional.cross_entropy(head(feats) / cfg.temperature,
-                                                     torch.tensor([y for _, y in batch]), weight=class_w)
+                                                     torch.tensor([y for _, y in batch], device=device), weight=class_w)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -139,8 +156,11 @@ def fit_tuned(groups: list[tuple[list[str], int]], cfg, seed: int, n_classes: in
             recent = (recent + [loss.item()])[-20:]
             if progress:
                 progress(step, total, loss.item())
-    lora = {k: v.detach().numpy().copy() for k, v in lora_state(bert).items()}
-    head_arrays = (last.weight.detach().numpy().copy(), last.bias.detach().numpy().copy(),
-                   (first.weight.detach().numpy().copy(), first.bias.detach().numpy().copy()))
+
+    def array(t):
+        return t.detach().cpu().numpy().copy()
+
+    lora = {k: array(v) for k, v in lora_state(bert).items()}
+    head_arrays = (array(last.weight), array(last.bias), (array(first.weight), array(first.bias)))
     last_loss = float(np.mean(recent)) if recent else 0.0
     return TunedMember(lora, cfg.tune_rank, cfg.tune_from_layer, head_arrays), last_loss

@@ -400,6 +400,10 @@ def _fit_head(x, yt, cfg: SemanticConfig, seed: int, progress=None, done: int = 
     class_w = 1.0 / counts
     class_w[1:] /= n_cls - 1
     class_w /= class_w.mean()
+    from worldsmith.text import model_device
+
+    device = model_device()  # initialised on the CPU (the same start on any device), then fitted on the model's
+    net, x, yt, class_w = net.to(device), x.to(device), yt.to(device), class_w.to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     total = cfg.epochs * max(1, cfg.heads)
     for epoch in range(cfg.epochs):
@@ -410,8 +414,11 @@ def _fit_head(x, yt, cfg: SemanticConfig, seed: int, progress=None, done: int = 
         opt.step()
         if progress:
             progress(done + epoch + 1, total, loss.item())
-    hidden = (first.weight.detach().numpy(), first.bias.detach().numpy()) if cfg.hidden else None
-    return lin.weight.detach().numpy(), lin.bias.detach().numpy(), hidden, loss.item()
+    def array(t):
+        return t.detach().cpu().numpy()
+
+    hidden = (array(first.weight), array(first.bias)) if cfg.hidden else None
+    return array(lin.weight), array(lin.bias), hidden, loss.item()
 
 
 def _stage(progress, what: str):
@@ -506,10 +513,10 @@ def _do_fit(job: _FitJob, cfg: SemanticConfig, progress=None):
 _progress_queue = None  # in a fitting process: where its fits report their steps to the parent
 
 
-def _worker_init(cache: dict, queue=None, parent_pid: int | None = None) -> None:
+def _worker_init(cache: dict, queue=None, parent_pid: int | None = None, device: str = "cpu") -> None:
     """A fitting process: the parent's MiniLM layer vectors (so every fit reads the vectors of one
-    embedding pass, as in one process), one torch thread, the queue its progress goes to, and a watch on
-    `parent_pid` that ends this process once the parent is gone."""
+    embedding pass, as in one process), one torch thread, the parent's model device, the queue its
+    progress goes to, and a watch on `parent_pid` that ends this process once the parent is gone."""
     import threading
 
     import torch
@@ -518,6 +525,8 @@ def _worker_init(cache: dict, queue=None, parent_pid: int | None = None) -> None
 
     global _progress_queue
     torch.set_num_threads(1)
+    if device != "cpu":
+        text.use_device(device)
     text._layer_cache.update(cache)
     _progress_queue = queue
     if parent_pid is not None:
@@ -569,7 +578,7 @@ def _run_fits(jobs: list[_FitJob], cfg: SemanticConfig, progress, workers: int) 
     closed: set[str] = set()  # finished fits' stage labels (their last steps may still be queued)
     results: list = [None] * len(jobs)
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
-                             initargs=(cache, steps, os.getpid())) as pool:
+                             initargs=(cache, steps, os.getpid(), str(text.model_device()))) as pool:
         # the biggest fits first (the final fit has a fold's worth more data), so no process idles at the end
         order = sorted(range(len(jobs)), key=lambda i: -len(jobs[i].groups))
         futures = {pool.submit(_do_fit_in_worker, jobs[i], cfg): i for i in order}
@@ -626,7 +635,10 @@ def train_classifier(cfg: SemanticConfig = SemanticConfig(), progress=None, work
     `progress(step, total, loss, what)` is called through every fit (loss None: a count of fits done, with
     `workers` > 1, which runs the `folds` + 1 independent fits in that many processes)."""
     train, _ = dataset.split(dataset.load_prompts(), cfg.heldout_fraction, cfg.seed)
-    meta = {"config": json.dumps(asdict(cfg)), "prompts_sha256": dataset.prompts_sha256()}
+    from worldsmith.text import model_device
+
+    meta = {"config": json.dumps(asdict(cfg)), "prompts_sha256": dataset.prompts_sha256(),
+            "device": str(model_device())}
     scores, clf = out_of_fold_scores(train, cfg, progress, workers, final=True, meta=meta)
     calib = calibrate_threshold(scores, cfg)
     clf.meta.update(threshold=calib["threshold"], calibration=json.dumps(calib))
