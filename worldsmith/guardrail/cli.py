@@ -155,7 +155,7 @@ def train_cmd(
                                "CPU's at float level."),
 ) -> None:
     """Retrain the semantic classifier from the shipped labelled prompts (reproduces the shipped weights:
-    104 min with --workers 2 on two cores); the refusal threshold is calibrated on
+    87 min with --workers 2 on two cores); the refusal threshold is calibrated on
     K-fold out-of-fold scores of the train split and stored with them.
 
     Example: worldsmith guard train --out /tmp/semantic.safetensors

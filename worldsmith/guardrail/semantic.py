@@ -9,8 +9,8 @@ normalised, letter runs cut, split words rejoined) and the highest P(unsafe) cou
 cannot hide a prompt from the model either. A reading leaves out the request around the scene ("Generate a
 realistic video of"), which says nothing about what happens in it.
 
-Reproduce the shipped weights (`semantic.safetensors`, ~2 MB, never pickle; 104 min with `--workers 2` on two
-cores for the 3712 prompts of round 8, most of it the six fits of the tuned member, five for the out-of-fold
+Reproduce the shipped weights (`semantic.safetensors`, ~2 MB, never pickle; 87 min with `--workers 2` on two
+cores for the 4903 prompts of round 9, most of it the six fits of the tuned member, five for the out-of-fold
 calibration and the final one; those fits are independent, and on the 2516 prompts of round 6 `--workers 2` ran
 them in two processes in 68 min to the same tensors and metadata values as 96 min on one thread):
     worldsmith guard train            # or: python -m worldsmith.guardrail.semantic
@@ -102,6 +102,12 @@ class SemanticConfig:
     # 0.87). Guard recall / false refusals, with round 8's four allow-list entries: on the 774 held-out prompts of
     # round 7 with 4 respellings each 0.908 / 0.027 -> 0.909 / 0.021 (best recall at <= 0.02 false refusals
     # 0.889 -> 0.903, a diagnostic); on the 381 new held-out prompts 0.942 / 0.167 -> 0.921 / 0.074.
+    # Round 9, kept: 1191 more blind prompts (eight more settings; the round-8 guard caught 0.860 of their unsafe,
+    # violence 0.756, and refused 0.052 of their safe), and the tuned member's batches grouped by length
+    # (`finetune.length_grouped_batches`, 1.9x faster a step). `guard train` (87 min, --workers 2, 4903 prompts):
+    # OOF recall 0.873 at 0.020 (threshold 0.92). Guard on all 1486 held-out prompts x 5 items, round 8 -> round 9:
+    # recall / false refusals 0.912 / 0.042 -> 0.882 / 0.016; best recall at <= 0.02 false refusals (a diagnostic)
+    # 0.814 -> 0.900, at <= 0.05 0.921 -> 0.946.
     tune_rank: int = 8
     tune_from_layer: int = 2
     tune_epochs: int = 3
