@@ -83,6 +83,11 @@ class TunedMember:
         return embed_texts_layers(texts, layers, encoder=self.encoder(), cache_key=self.cache_key)
 
 
+def to_numpy(t) -> np.ndarray:
+    """A trained tensor as a CPU array of its own (from any device)."""
+    return t.detach().cpu().numpy().copy()
+
+
 def lora_state(bert) -> dict:
     """The adapter tensors of `bert` by parameter name (only these train)."""
     return {k: v for k, v in bert.state_dict().items() if ".lora_a" in k or ".lora_b" in k}
@@ -156,11 +161,7 @@ def fit_tuned(groups: list[tuple[list[str], int]], cfg, seed: int, n_classes: in
             recent = (recent + [loss.item()])[-20:]
             if progress:
                 progress(step, total, loss.item())
-
-    def array(t):
-        return t.detach().cpu().numpy().copy()
-
-    lora = {k: array(v) for k, v in lora_state(bert).items()}
-    head_arrays = (array(last.weight), array(last.bias), (array(first.weight), array(first.bias)))
+    lora = {k: to_numpy(v) for k, v in lora_state(bert).items()}
+    head_arrays = (to_numpy(last.weight), to_numpy(last.bias), (to_numpy(first.weight), to_numpy(first.bias)))
     last_loss = float(np.mean(recent)) if recent else 0.0
     return TunedMember(lora, cfg.tune_rank, cfg.tune_from_layer, head_arrays), last_loss

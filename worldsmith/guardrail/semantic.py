@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from worldsmith.guardrail import dataset
-from worldsmith.guardrail.finetune import TunedMember, fit_tuned
+from worldsmith.guardrail.finetune import TunedMember, fit_tuned, to_numpy
 from worldsmith.guardrail.normalize import normalize_text
 
 
@@ -420,11 +420,8 @@ def _fit_head(x, yt, cfg: SemanticConfig, seed: int, progress=None, done: int = 
         opt.step()
         if progress:
             progress(done + epoch + 1, total, loss.item())
-    def array(t):
-        return t.detach().cpu().numpy()
-
-    hidden = (array(first.weight), array(first.bias)) if cfg.hidden else None
-    return array(lin.weight), array(lin.bias), hidden, loss.item()
+    hidden = (to_numpy(first.weight), to_numpy(first.bias)) if cfg.hidden else None
+    return to_numpy(lin.weight), to_numpy(lin.bias), hidden, loss.item()
 
 
 def _stage(progress, what: str):
