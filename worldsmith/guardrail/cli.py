@@ -152,7 +152,7 @@ def train_cmd(
                                 "+ the final fit), one thread each; 0: one per core, at most 6; 1: in this process."),
     device: str = typer.Option("cpu", "--device", help="Torch device of every fit and of MiniLM's passes (cpu, "
                                "cuda, cuda:1); on a GPU --workers defaults to 1. The weights then differ from the "
-                               "CPU's at float level."),
+                               "CPU's at float level. Not yet seen to finish on a GPU (an H100 ran every fit)."),
 ) -> None:
     """Retrain the semantic classifier from the shipped labelled prompts (reproduces the shipped weights:
     87 min with --workers 2 on two cores); the refusal threshold is calibrated on
