@@ -38,6 +38,8 @@ def test_sexual_with_a_minor_escalates(block):
     "a robot picks up 4 cubes in 2024", "i am at a cafe", "shoot hoops in the gym",
     "a screenwriter types a murder mystery scene", "a campus suicide-prevention workshop",
     "a sex education lecture", "a teenager with suicidal thoughts calls a crisis line",
+    "the team runs suicide sprints after practice", "a suicide squeeze bunt in the ninth inning",
+    "water bombers drop retardant on the ridge",
 ])
 def test_known_false_positives_are_allowed(block, text):
     assert block.match(text) == []
@@ -86,6 +88,11 @@ def test_added_terms_and_idioms_do_not_misfire(block, text):
 
 def test_idiom_allow_entry_is_exact(block):
     assert block.match("a bomb on stage")[0].category == "weapons"
+
+
+def test_sports_allow_entries_leave_the_word_alone(block):
+    assert block.match("he talks about suicide during sprints")[0].category == "self_harm"
+    assert {h.category for h in block.match("a suicide bomber in a market")} == {"weapons", "self_harm"}
 
 
 @pytest.mark.parametrize("text,term", [
