@@ -9,8 +9,8 @@ normalised, letter runs cut, split words rejoined) and the highest P(unsafe) cou
 cannot hide a prompt from the model either. A reading leaves out the request around the scene ("Generate a
 realistic video of"), which says nothing about what happens in it.
 
-Reproduce the shipped weights (`semantic.safetensors`, ~2 MB, never pickle; 87 min with `--workers 2` on two
-cores for the 4903 prompts of round 9, most of it the six fits of the tuned member, five for the out-of-fold
+Reproduce the shipped weights (`semantic.safetensors`, ~2 MB, never pickle; 107 min with `--workers 2` on two
+cores for the 6091 prompts of round 10, most of it the six fits of the tuned member, five for the out-of-fold
 calibration and the final one; those fits are independent, and on the 2516 prompts of round 6 `--workers 2` ran
 them in two processes in 68 min to the same tensors and metadata values as 96 min on one thread):
     worldsmith guard train            # or: python -m worldsmith.guardrail.semantic
@@ -108,6 +108,12 @@ class SemanticConfig:
     # OOF recall 0.873 at 0.020 (threshold 0.92). Guard on all 1486 held-out prompts x 5 items, round 8 -> round 9:
     # recall / false refusals 0.912 / 0.042 -> 0.882 / 0.016; best recall at <= 0.02 false refusals (a diagnostic)
     # 0.814 -> 0.900, at <= 0.05 0.921 -> 0.946.
+    # Round 10, kept: 1188 more blind prompts (eight more settings, harm told as acts without trigger words; the
+    # round-9 guard caught 0.856 of their unsafe, violence 0.790, and refused 0.019 of their safe) and three
+    # allow-list entries. `guard train` (107 min, --workers 2, 6091 prompts): OOF recall 0.889 at 0.020 (threshold
+    # 0.89). Guard on all 1797 held-out prompts x 5 items, round 9 -> round 10: recall / false refusals 0.882 /
+    # 0.014 -> 0.917 / 0.021; best recall at <= 0.02 false refusals 0.902 -> 0.903, at <= 0.03 0.919 -> 0.937, at
+    # <= 0.05 0.948 -> 0.959 (a diagnostic): more recall at a threshold a little looser on the held-out side.
     tune_rank: int = 8
     tune_from_layer: int = 2
     tune_epochs: int = 3
