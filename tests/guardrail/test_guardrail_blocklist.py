@@ -109,3 +109,30 @@ def test_rejoining_does_not_invent_terms(block, text):
     """Two whole words are compared with whole terms only, and a spaced-out word is not searched
     inside ("s k y s c r a p e r" holds "rape")."""
     assert block.match(text) == []
+
+
+def test_context_terms_are_marked_and_hard_hits_come_first(block):
+    # "bomb" alone is a context term; "pipe bomb" is a term of its own and stays hard
+    hits = block.match("he bombed the chemistry exam")
+    assert [h.term for h in hits] == ["bomb"] and hits[0].context
+    hits = block.match("a pipe bomb under the bleachers")
+    assert not hits[0].context and hits[0].term == "pipe bomb"
+    # a context hit never hides a hard one of a less severe category
+    hits = block.match("the murder of a subhuman")
+    assert [(h.term, h.context) for h in hits][0] == ("subhuman", False)
+    assert block.match("she BOMBED the exam")[0].context and block.match("Bombed it again")[0].context
+
+
+@pytest.mark.parametrize("text", ["b0mbed the exam", "sTaBs him", "st abs his wife", "stabsss him", "a bômb",
+                                  "b.o.m.b", "b o m b the exam", "a bоmb"])  # the last: Cyrillic o
+def test_a_disguised_context_term_is_a_hard_hit(block, text):
+    # nobody disguises "bombed the exam"; and the classifier may not read the disguise
+    hits = block.match(text)
+    assert hits and not hits[0].context, [(h.term, h.surface, h.context) for h in hits]
+
+
+def test_a_context_term_that_is_not_a_blocklist_term_is_an_error(tmp_path):
+    path = tmp_path / "lex.yaml"
+    path.write_text("blocklist:\n  weapons: [bomb]\ncontext_terms: [bomb, bombb]\nallowlist: []\n")
+    with pytest.raises(ValueError, match=r"lex\.yaml: context_terms \['bombb'\] are not blocklist terms"):
+        Blocklist.from_lexicon(path)

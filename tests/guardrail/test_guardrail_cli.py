@@ -19,7 +19,9 @@ def test_text_allowed_exits_0():
 def test_text_refused_exits_3_with_the_reason():
     r = runner.invoke(app, ["guard", "text", "step by step b.o.m.b making"])
     assert r.exit_code == 3
-    assert r.stdout.strip() == 'refused: blocklist:weapons (matched "b.o.m.b")'
+    # "bomb" is a context term: the classifier's agreement is part of the reason
+    out = r.stdout.strip()
+    assert out.startswith('refused: blocklist:weapons (matched "b.o.m.b", semantic p=') and out.endswith(">= 0.30)")
 
 
 def test_text_batch_writes_verdicts_in_input_order(tmp_path):

@@ -87,6 +87,16 @@ def test_threshold_is_the_lowest_within_the_false_refusal_budget():
     assert pick_threshold(scores, grid, 0.0)["threshold"] == 0.99
 
 
+def test_threshold_simulates_context_terms_as_the_guard_does():
+    # two safe items whose only hits are context terms ("bombed the exam"): refused only at P(unsafe) >= 0.3
+    scores = {"p_unsafe": np.array([0.1, 0.5, 0.95, 0.2]), "unsafe": np.array([False, False, True, True]),
+              "blocked": np.zeros(4, bool), "context": np.array([True, True, False, True])}
+    at = pick_threshold(scores, [0.9], 1.0)
+    assert at["oof_false_refusal"] == 0.5 and at["oof_recall"] == 0.5  # the 0.5 one; the unsafe 0.2 one passes
+    del scores["context"]  # scores saved before context terms: only the classifier's threshold
+    assert pick_threshold(scores, [0.9], 1.0)["oof_false_refusal"] == 0.0
+
+
 def test_layer_features_are_unit_blocks_and_the_last_is_the_sentence_embedding():
     texts = ["A man smothers his elderly mother with a pillow", "a robot stacks cups"]
     x = embed_texts_layers(texts, (2, 4, 6))

@@ -5,10 +5,18 @@ skeletons by the same normaliser as the prompt, so "b0mb", "b.o.m.b", "bombing" 
 A hit inside an allow-listed phrase ("bath bomb", "kill the process") is dropped. Terms are also
 searched *inside* runs of short fragments ("bo mb"), the one place where word boundaries lie, and
 single-word terms are compared with two neighbouring words joined ("mur der").
+
+Some words are unsafe in most prompts but have everyday senses no fixed allow-list phrase can cover ("bombed
+the chemistry exam", "the home side massacred the visitors", "stabs a fork into a potato"). The lexicon's
+`context_terms` marks them: a hit on one of these alone is a *context* hit, which the guard refuses only when
+the semantic classifier also sees some risk in the prompt (`CONTEXT_THRESHOLD`, see `guard.Guardrail`). Only a
+plainly written word is a context hit: "b0mbed", "st abs", "sTaBs" or "stabsss" is disguised, and nobody disguises
+an everyday sense, while the classifier may not read the disguise (it gave "... and st abs his wife" P = 0.001).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -23,6 +31,10 @@ STOPWORDS = frozenset({"a", "an", "the", "some", "this", "that", "these", "those
 CATEGORY_PRIORITY = ("sexual_minors", "weapons", "violence", "self_harm", "sexual", "hate")
 MIN_INSIDE_LEN = 4  # shorter skeletons are too common to search inside squashed fragments
 MIN_JOINED_LEN = 5  # single-word terms at least this long are also matched against two joined words
+# A prompt whose only blocklist hits are context terms is refused when the classifier's P(unsafe) reaches this
+# (or its own threshold, whichever is lower). Picked on the train split's out-of-fold scores (issue 7, round 11;
+# figures in docs/architecture.md): the tuned member's held-back fold 0 and the context hits in it.
+CONTEXT_THRESHOLD = 0.3
 
 
 @dataclass(frozen=True)
@@ -31,6 +43,7 @@ class Term:
     text: str  # as written in the lexicon
     keys: tuple[str, ...]  # one skeleton per word
     exact: bool  # compare unstemmed skeletons
+    context: bool = False  # a context term: refused only with the classifier's agreement (see the module doc)
 
 
 @dataclass(frozen=True)
@@ -38,16 +51,24 @@ class Hit:
     category: str
     term: str
     surface: str  # the words as the user wrote them
+    context: bool = False  # the term is a context term
 
 
-def _term(category: str, text: str) -> Term:
+def plain_words(text: str) -> set[str]:
+    """The words of `text` written without a trick, lower-cased: ASCII letters only, in lower, Title or UPPER case,
+    no letter three times in a row ("bombed", "Bombed", "BOMBED"; not "sTaBs", "bômb", "b0mb", "stabsss")."""
+    return {w.lower() for w in re.findall(r"[A-Za-z]+", text)
+            if (w.islower() or w.istitle() or w.isupper()) and not re.search(r"(.)\1\1", w.lower())}
+
+
+def _term(category: str, text: str, context: frozenset[str] = frozenset()) -> Term:
     exact = text.startswith("=")
     body = text[1:] if exact else text
     toks = [t for t in normalize_tokens(body) if t.skeleton not in STOPWORDS]
     keys = tuple(t.exact if exact else t.skeleton for t in toks)
     if not keys:
         raise ValueError(f"blocklist term {text!r} has no words")
-    return Term(category, body, keys, exact)
+    return Term(category, body, keys, exact, text in context)
 
 
 def _find(term: Term, toks: list[Token]) -> list[tuple[int, int]]:
@@ -89,8 +110,9 @@ def _inside(key: str, runs: list[list[tuple[str, str]]]) -> str | None:
 
 
 class Blocklist:
-    def __init__(self, blocklist: dict[str, list[str]], allowlist: list[str], minor_terms: list[str] = ()):
-        self.terms = [_term(cat, t) for cat, words in blocklist.items() for t in words]
+    def __init__(self, blocklist: dict[str, list[str]], allowlist: list[str], minor_terms: list[str] = (),
+                 context_terms: list[str] = ()):
+        self.terms = [_term(cat, t, frozenset(context_terms)) for cat, words in blocklist.items() for t in words]
         self.allow = [_term("allow", t) for t in allowlist]
         self.minor = [_term("minor", t) for t in minor_terms]
 
@@ -108,18 +130,24 @@ class Blocklist:
             block.setdefault(cat, []).extend(words)
         if categories is not None:
             block = {c: ws for c, ws in block.items() if c in categories}
-        return cls(block, list(lex.get("allowlist", [])) + list(extra_allow), lex.get("minor_terms", []))
+        context = list(lex.get("context_terms", []))
+        stray = sorted(set(context) - {t for ws in lex["blocklist"].values() for t in ws})
+        if stray:  # a typo here would silently leave the misspelt word's real term hard
+            raise ValueError(f"{path or 'lexicon.yaml'}: context_terms {stray} are not blocklist terms")
+        return cls(block, list(lex.get("allowlist", [])) + list(extra_allow), lex.get("minor_terms", []), context)
 
     def match(self, text: str) -> list[Hit]:
         """Every blocklist hit not covered by an allow-listed phrase, most severe category first."""
         toks = [t for t in normalize_tokens(text) if t.skeleton not in STOPWORDS]
         allowed = [span for a in self.allow for span in _find(a, toks)]
+        plain = plain_words(text)
         hits: list[Hit] = []
         for term in self.terms:
             for s, e in _find(term, toks):
                 if any(a0 <= s and e <= a1 for a0, a1 in allowed):
                     continue
-                hits.append(Hit(term.category, term.text, " ".join(t.surface for t in toks[s:e])))
+                surface = " ".join(t.surface for t in toks[s:e])
+                hits.append(Hit(term.category, term.text, surface, term.context and surface in plain))
         # words hidden across fragment boundaries ("bo mb"): search single-word terms inside runs
         runs = squashed_fragments(text)
         for term in self.terms:
@@ -128,7 +156,7 @@ class Blocklist:
                 continue
             surface = _inside(key, runs)
             if surface:
-                hits.append(Hit(term.category, term.text, surface))
+                hits.append(Hit(term.category, term.text, surface))  # found in fragments: disguised
         # a word split in two halves ("mur der"): two neighbouring words joined equal a whole term
         pairs = adjacent_pairs(text)
         for term in self.terms:
@@ -136,10 +164,11 @@ class Blocklist:
                 continue
             for joined, surface in pairs:
                 if skeleton(joined, not term.exact) == term.keys[0]:
-                    hits.append(Hit(term.category, term.text, surface))
+                    hits.append(Hit(term.category, term.text, surface))  # split in two: disguised
                     break
         # sexual content that names a minor is the most severe category of all
         if any(h.category == "sexual" for h in hits) and any(_find(m, toks) for m in self.minor):
-            hits = [Hit("sexual_minors", h.term, h.surface) if h.category == "sexual" else h for h in hits]
-        # most severe category first; within it the longest match, which says most about the prompt
-        return sorted(hits, key=lambda h: (_priority(h.category), -len(h.surface)))
+            hits = [Hit("sexual_minors", h.term, h.surface, h.context) if h.category == "sexual" else h for h in hits]
+        # hard hits before context hits; then the most severe category; within it the longest match, which says
+        # most about the prompt
+        return sorted(hits, key=lambda h: (h.context, _priority(h.category), -len(h.surface)))

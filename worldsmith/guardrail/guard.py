@@ -157,13 +157,16 @@ class Guardrail:
             verdicts = [Verdict(True, f"guard disabled: {self.disabled_reason}", "disabled") for _ in texts]
         else:
             t = self.policy.text
+            context_hits = {}  # prompt index -> its first context hit, decided with the classifier below
             for i, text in enumerate(texts):
                 if len(text) > t.max_chars:
                     verdicts[i] = Verdict(False, f"length: prompt has {len(text)} characters (max {t.max_chars})",
                                           "length")
                 elif t.blocklist:
-                    hits = self.blocklist.match(text)
-                    if hits:
+                    hits = self.blocklist.match(text)  # hard hits first
+                    if hits and hits[0].context and t.semantic:
+                        context_hits[i] = hits[0]
+                    elif hits:
                         h = hits[0]
                         verdicts[i] = Verdict(False, f'blocklist:{h.category} (matched "{h.surface}")', "blocklist",
                                               h.category)
@@ -172,16 +175,31 @@ class Guardrail:
                 scores = self.semantic.score([texts[i] for i in todo], t.categories)
                 threshold = t.semantic_threshold if t.semantic_threshold is not None else self.semantic.threshold
                 for i, (p, cat) in zip(todo, scores):
-                    if p >= threshold:
-                        verdicts[i] = Verdict(False, f"semantic:{cat} p={p:.2f}", "semantic", cat, round(p, 4))
-                    else:
-                        verdicts[i] = Verdict(True, f"ok (semantic p={p:.2f})", "none", None, round(p, 4))
+                    verdicts[i] = self._semantic_verdict(p, cat, threshold, context_hits.get(i))
             verdicts = [v or Verdict(True, "ok") for v in verdicts]
         for text, v in zip(texts, verdicts):
             self._log({"kind": "prompt", "prompt_sha256": prompt_sha256(text), "allowed": v.allowed,
                        "verdict": "allowed" if v.allowed else "refused", "reason": v.reason, "rule": v.rule,
                        "category": v.category, "score": v.score})
         return verdicts
+
+    def _semantic_verdict(self, p: float, category: str, threshold: float, context_hit=None) -> Verdict:
+        """The verdict from the classifier's P(unsafe) `p`, for a prompt whose only blocklist hits (if any) are
+        context terms, `context_hit` the first of them."""
+        score = round(p, 4)
+        if context_hit is not None:
+            from worldsmith.guardrail.blocklist import CONTEXT_THRESHOLD
+
+            ct = self.policy.text.context_threshold
+            ct = min(threshold, CONTEXT_THRESHOLD if ct is None else ct)
+            h = context_hit
+            if p >= ct:
+                return Verdict(False, f'blocklist:{h.category} (matched "{h.surface}", semantic p={p:.2f} >= {ct:.2f})',
+                               "blocklist", h.category, score)
+            return Verdict(True, f'ok (context term "{h.surface}", semantic p={p:.2f} < {ct:.2f})', "none", None, score)
+        if p >= threshold:
+            return Verdict(False, f"semantic:{category} p={p:.2f}", "semantic", category, score)
+        return Verdict(True, f"ok (semantic p={p:.2f})", "none", None, score)
 
     # video post-guard ---------------------------------------------------------------------------
     def guard_video(self, frames: np.ndarray, progress: Callable[[int, int], None] | None = None,

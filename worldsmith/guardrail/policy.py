@@ -28,6 +28,10 @@ class TextPolicy:
     # picks it on K-fold out-of-fold scores of the train split and stores it in the safetensors metadata)
     semantic_threshold: float | None = None
     semantic_weights: str | None = None  # None: the shipped semantic.safetensors
+    # a prompt whose only blocklist hits are the lexicon's context terms ("bombed the exam") is refused when
+    # P(unsafe) >= this (or semantic_threshold, if lower); None: blocklist.CONTEXT_THRESHOLD. Without the
+    # semantic check, context terms are refused like any other term
+    context_threshold: float | None = None
     lexicon: str | None = None  # None: the shipped lexicon.yaml
     allowlist_add: list[str] = field(default_factory=list)
     blocklist_add: dict[str, list[str]] = field(default_factory=dict)
@@ -91,6 +95,8 @@ def load_policy(path: str | os.PathLike | None = None) -> Policy:
         raise ConfigError(f"{where}: unknown text categories {sorted(unknown)} (known: {ALL_CATEGORIES})")
     if policy.text.semantic_threshold is not None and not 0.0 < policy.text.semantic_threshold <= 1.0:
         raise ConfigError(f"{where}: text.semantic_threshold must be in (0, 1]")
+    if policy.text.context_threshold is not None and not 0.0 < policy.text.context_threshold <= 1.0:
+        raise ConfigError(f"{where}: text.context_threshold must be in (0, 1]")
     if policy.video.blur.method not in ("gaussian", "pixelate"):
         raise ConfigError(f"{where}: video.blur.method must be gaussian or pixelate")
     return policy

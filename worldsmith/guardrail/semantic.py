@@ -496,7 +496,12 @@ def out_of_fold_scores(train: list[dataset.Prompt], cfg: SemanticConfig, progres
     p_unsafe = np.zeros(len(items))
     for f in range(cfg.folds):
         p_unsafe[item_fold == f] = results[f][1]
-    scores = {"p_unsafe": p_unsafe, "blocked": np.array([bool(targets_of(p.text)) for p in items]),
+    from worldsmith.guardrail.blocklist import Blocklist
+
+    block = Blocklist.from_lexicon()
+    hits = [block.match(p.text) for p in items]
+    scores = {"p_unsafe": p_unsafe, "blocked": np.array([bool(h) and not h[0].context for h in hits]),
+              "context": np.array([bool(h) and h[0].context for h in hits]),
               "unsafe": np.array([p.unsafe for p in items]), "fold": item_fold}
     return scores, (results[-1][0] if final else None)
 
@@ -615,11 +620,15 @@ def _run_fits(jobs: list[_FitJob], cfg: SemanticConfig, progress, workers: int) 
 def pick_threshold(scores: dict[str, np.ndarray], grid, max_false_refusal: float) -> dict:
     """The lowest threshold on `grid` at which blocklist + classifier refuse at most
     `max_false_refusal` of the safe items (the most recall within that budget); the strictest grid
-    value if none meets it. The refusal simulated is the guard's: a blocklist hit or P(unsafe) >= t."""
+    value if none meets it. The refusal simulated is the guard's: a hard blocklist hit, P(unsafe) >= t, or only
+    context-term hits ("context", absent in scores saved before them) and P(unsafe) >= min(t, CONTEXT_THRESHOLD)."""
+    from worldsmith.guardrail.blocklist import CONTEXT_THRESHOLD
+
     blocked, p_unsafe, unsafe = scores["blocked"], scores["p_unsafe"], scores["unsafe"]
+    context = scores.get("context", np.zeros_like(blocked))
 
     def at(t: float) -> dict:
-        refused = blocked | (p_unsafe >= t)
+        refused = blocked | (p_unsafe >= t) | (context & (p_unsafe >= min(t, CONTEXT_THRESHOLD)))
         return {"threshold": t, "oof_recall": float(refused[unsafe].mean()),
                 "oof_false_refusal": float(refused[~unsafe].mean())}
 
