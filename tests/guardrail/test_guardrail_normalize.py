@@ -66,6 +66,20 @@ def test_normalize_text_is_readable():
     assert normalize_text("s u i c i d e") == "suicide"
 
 
+def test_spaced_letters_after_an_article_are_split_off_when_the_caller_says_so():
+    # without a vocabulary the normaliser cannot tell "a m a s s a c r e" from "a u t o n o m o u s"
+    assert normalize_text("a m a s s a c r e with bodies") == "amassacre with bodies"
+    split = lambda joined: joined == "amassacre"  # noqa: E731
+    assert normalize_text("a m a s s a c r e with bodies", splits_article=split) == "a massacre with bodies"
+    assert normalize_text("an a u t o n o m o u s car", splits_article=split) == "an autonomous car"
+
+
+@pytest.mark.parametrize("text", ["put a b o m b under the seat", "a b o m b", "I s t a b him"])
+def test_blocklist_reads_a_spaced_word_after_a_or_i(block, text):
+    hits = block.match(text)
+    assert hits and not hits[0].context, text  # found in spaced fragments: a disguise, so a hard hit
+
+
 # Unicode tricks beyond plain accents: each must fold to the ASCII word, through the same normaliser
 # the blocklist and the classifier's second reading use.
 @pytest.mark.parametrize("trick,text", [

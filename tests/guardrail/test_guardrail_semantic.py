@@ -8,7 +8,7 @@ import pytest
 
 from worldsmith.guardrail.dataset import LABELS
 from worldsmith.guardrail.semantic import (SemanticClassifier, SemanticConfig, default_weights_path, pick_threshold,
-                                           readings, rejoin_fragments, strip_request_frame)
+                                           readings, rejoin_fragments, splits_article, strip_request_frame)
 from worldsmith.text import EMBED_DIM, embed_texts, embed_texts_layers
 
 
@@ -24,6 +24,14 @@ def test_readings_cover_each_trick_and_are_distinct():
     assert rs[0] == "A peeerson is pusheeed off a buil ding" and len(rs) == len(set(rs))
     assert "a person is pushed off a building" in rs  # runs cut to one letter, fragments rejoined
     assert readings("a robot stacks cups") == ["a robot stacks cups"]  # nothing to undo: one reading
+
+
+def test_spaced_letters_after_an_article_read_as_the_article_and_the_word():
+    assert splits_article("amassacre") and splits_article("ichemical") and splits_article("abomb")
+    # a word of the vocabulary, or no fewer word pieces without the first letter: joined whole
+    assert not splits_article("autonomous") and not splits_article("abcd") and not splits_article("skyscraper")
+    assert "the aftermath of a massacre with bodies everywhere" in readings("the aftermath of a m a s s a c r e with bodies everywhere")
+    assert "an autonomous car hunts a cyclist" in readings("An a u t o n o m o u s car hunts a c y c l i s t")
 
 
 @pytest.mark.parametrize("text, scene", [

@@ -89,7 +89,9 @@ def _inside_spaced_word(run: list[tuple[str, str]], i: int, j: int) -> bool:
     spaced-out word ("s k y s c r a p e r"), which `normalize_tokens` already matches whole, and
     in which a term found ("rape") is only a piece of another word."""
     single = lambda k: 0 <= k < len(run) and len(run[k][0]) == 1  # noqa: E731
-    return all(single(k) for k in range(i, j)) and (single(i - 1) or single(j))
+    # the word "a" or "i" just before the spaced word is a word of its own ("put a b o m b in")
+    article = single(i - 1) and run[i - 1][0] in ("a", "i") and not single(i - 2)
+    return all(single(k) for k in range(i, j)) and ((single(i - 1) and not article) or single(j))
 
 
 def _inside(key: str, runs: list[list[tuple[str, str]]]) -> str | None:

@@ -186,16 +186,20 @@ def adjacent_pairs(text: str, min_part: int = 2) -> list[tuple[str, str]]:
             if len(a) >= min_part and len(b) >= min_part]
 
 
-def normalize_text(text: str, keep_doubles: bool = False) -> str:
+def normalize_text(text: str, keep_doubles: bool = False, splits_article=None) -> str:
     """The prompt as a readable normalised string (leet undone, tricks joined, runs of >= 3 equal
     letters cut to one, or to two with `keep_doubles`: "peeerson" -> "person", "killlll" -> "kill"),
-    used as a further reading for the semantic classifier."""
+    used as a further reading for the semantic classifier. A run of spaced single letters is joined into one
+    word, unless `splits_article(joined)` says its first letter is the word "a" or "i" standing before it
+    ("a m a s s a c r e" -> "a massacre"; the caller knows a vocabulary, this module does not)."""
     words = [_deleet(w) for w, _ in _raw_words(text)]
     out, run = [], []
     for w in words + [""]:
         if w and len(w) == 1 and w.isalpha():
             run.append(w)
             continue
+        if len(run) >= 3 and splits_article is not None and splits_article("".join(run)):
+            out.append(run.pop(0))
         if run:
             out.append("".join(run) if len(run) >= 3 else " ".join(run))
             run = []

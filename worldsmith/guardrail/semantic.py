@@ -152,6 +152,15 @@ def _in_vocab(word: str) -> bool:
     return word in _vocab()
 
 
+def splits_article(joined: str) -> bool:
+    """Whether a run of spaced letters joined ("amassacre", from "a m a s s a c r e") is the word "a" or "i"
+    and the word after it: its first letter is a or i, it is not a word of the embedding model's vocabulary
+    ("autonomous" is) and the rest takes fewer word pieces than the whole. Joined whole, the respelt word after
+    an article is lost to the classifier: the round-10 guard missed 45 of 424 such unsafe held-out items."""
+    return (len(joined) >= 4 and joined[0] in "ai" and not _in_vocab(joined)
+            and _wordpieces(joined[1:]) < _wordpieces(joined))
+
+
 def rejoin_fragments(text: str) -> str:
     """Neighbouring words joined where the join reads as a word: at most two word pieces of the
     embedding model's vocabulary, fewer than the halves took, and not both halves words of that
@@ -214,12 +223,12 @@ def strip_request_frame(text: str) -> str:
 def readings(text: str) -> list[str]:
     """The distinct readings of a prompt that the classifier scores (the guard refuses on the most
     unsafe one, so a respelling has to fool every reading): as written; normalised (leet undone,
-    spaced letters joined, letter runs cut to one); letter runs cut to two instead ("killll" ->
+    spaced letters joined, a leading "a" or "i" kept apart where `splits_article` says so, letter runs cut to one); letter runs cut to two instead ("killll" ->
     "kill"); and the normalised text with split words rejoined ("poi son" -> "poison"). Each without the
     request around the scene (`strip_request_frame`)."""
     text = strip_request_frame(text)  # first as written (the normaliser drops the colon of "Clip: ..."),
-    norm = normalize_text(text) or text  # then again in each form (a respelled "G3nerate a v1deo of")
-    doubles = normalize_text(text, keep_doubles=True) or text
+    norm = normalize_text(text, splits_article=splits_article) or text  # then again in each form (a respelled
+    doubles = normalize_text(text, keep_doubles=True, splits_article=splits_article) or text  # "G3nerate a v1deo")
     forms = [text, norm, doubles, rejoin_fragments(norm)]
     return list(dict.fromkeys(strip_request_frame(f) for f in forms))
 
