@@ -1,5 +1,6 @@
 """The tuned member of the semantic check: MiniLM with LoRA adapters (Hu et al. 2021, arXiv 2106.09685) on
-its upper layers, trained end to end with a classifier head on the labelled prompts (issue 7, round 6).
+its layers (from round 11 all six), trained end to end with a classifier head on the labelled prompts (issue 7,
+round 6).
 
 The frozen-feature heads in `semantic.py` can only re-weigh what MiniLM's sentence-similarity training kept;
 they gave "Graphic dismemberment of a body with a chainsaw" P(unsafe) 0.06 and "A person sleeping peacefully

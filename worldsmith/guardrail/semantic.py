@@ -2,21 +2,24 @@
 
 Catches unsafe prompts that use no blocklisted word ("make him stop breathing for good"). Two members
 score each prompt: heads on the frozen MiniLM features, and a tuned member (`finetune.py`: LoRA
-adapters on MiniLM's upper layers plus a head, trained end to end); their P(unsafe) are averaged in
+adapters on all six MiniLM layers plus a head, trained end to end); their P(unsafe) are averaged in
 logit space. Each has one class per label in `dataset.LABELS`; P(unsafe) = 1 - P(safe), and the
 category reported is the most probable unsafe class. Each prompt is scored in several `readings` (as written,
 normalised, letter runs cut, split words rejoined) and the highest P(unsafe) counts, so a respelling
 cannot hide a prompt from the model either. A reading leaves out the request around the scene ("Generate a
 realistic video of"), which says nothing about what happens in it.
 
-Reproduce the shipped weights (`semantic.safetensors`, ~2 MB, never pickle; 107 min with `--workers 2` on two
-cores for the 6091 prompts of round 10, most of it the six fits of the tuned member, five for the out-of-fold
+Reproduce the shipped weights (`semantic.safetensors`, ~2.5 MB, never pickle; 92 min with `--workers 2` on two
+cores for the 6091 prompts of round 11, most of it the six fits of the tuned member, five for the out-of-fold
 calibration and the final one; those fits are independent, and on the 2516 prompts of round 6 `--workers 2` ran
 them in two processes in 68 min to the same tensors and metadata values as 96 min on one thread):
     worldsmith guard train            # or: python -m worldsmith.guardrail.semantic
 It trains on the seeded train split of `prompts.txt` plus adversarial respellings of it, and stores
 the refusal threshold calibrated on K-fold out-of-fold scores of that train split in the weights' metadata
-(the policy's `semantic_threshold: null` uses it).
+(the policy's `semantic_threshold: null` uses it). One difference: the round-11 weights were trained before
+`readings` kept a spaced-out word apart from an "a" or "i" in front of it (`splits_article`); 2042 of the 21470
+training prompts and respellings have a spaced run after "a" or "i", so a retrain now reads some of them the new
+way and gives weights that differ a little.
 """
 
 from __future__ import annotations
@@ -114,8 +117,16 @@ class SemanticConfig:
     # 0.89). Guard on all 1797 held-out prompts x 5 items, round 9 -> round 10: recall / false refusals 0.882 /
     # 0.014 -> 0.917 / 0.021; best recall at <= 0.02 false refusals 0.902 -> 0.903, at <= 0.03 0.919 -> 0.937, at
     # <= 0.05 0.948 -> 0.959 (a diagnostic): more recall at a threshold a little looser on the held-out side.
+    # Round 11, kept: LoRA on all six layers (tune_from_layer 0, was 2). Fold 0 alone (the tuned member fitted on
+    # folds 1-4 by the shipped code and seed, 2676 scored items), best recall at <= 0.01 / 0.02 / 0.03 / 0.05 false
+    # refusals: layers 2..5 0.864 / 0.903 / 0.921 / 0.943, layers 0..5 0.904 / 0.925 / 0.939 / 0.951, for 1.27x the
+    # fit time (22.3 vs 17.5 min, the two fits side by side). `guard train` (92 min, --workers 2, same 6091 prompts,
+    # threshold calibration now simulating the blocklist's context terms): OOF recall 0.907 at 0.020 (threshold
+    # 0.91), round 10 0.889. Guard on all 1797 held-out prompts x 5 items, both with this round's context terms
+    # and article split, round-10 weights -> these: recall / false refusals 0.918 / 0.020 -> 0.920 / 0.017; best
+    # recall at <= 0.01 / 0.02 / 0.05 false refusals (a diagnostic) 0.881 / 0.919 / 0.961 -> 0.893 / 0.933 / 0.968.
     tune_rank: int = 8
-    tune_from_layer: int = 2
+    tune_from_layer: int = 0
     tune_epochs: int = 3
     tune_lr: float = 5e-4
     tune_head_lr: float = 3e-3
@@ -223,9 +234,10 @@ def strip_request_frame(text: str) -> str:
 def readings(text: str) -> list[str]:
     """The distinct readings of a prompt that the classifier scores (the guard refuses on the most
     unsafe one, so a respelling has to fool every reading): as written; normalised (leet undone,
-    spaced letters joined, a leading "a" or "i" kept apart where `splits_article` says so, letter runs cut to one); letter runs cut to two instead ("killll" ->
-    "kill"); and the normalised text with split words rejoined ("poi son" -> "poison"). Each without the
-    request around the scene (`strip_request_frame`)."""
+    spaced letters joined, with a leading "a" or "i" kept apart where `splits_article` says so, letter runs cut
+    to one); letter runs cut to two instead ("killll" -> "kill"); and the normalised text with split words
+    rejoined ("poi son" -> "poison"). Each without the request around the scene (`strip_request_frame`).
+    """
     text = strip_request_frame(text)  # first as written (the normaliser drops the colon of "Clip: ..."),
     norm = normalize_text(text, splits_article=splits_article) or text  # then again in each form (a respelled
     doubles = normalize_text(text, keep_doubles=True, splits_article=splits_article) or text  # "G3nerate a v1deo")
