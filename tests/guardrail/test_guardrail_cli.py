@@ -19,9 +19,8 @@ def test_text_allowed_exits_0():
 def test_text_refused_exits_3_with_the_reason():
     r = runner.invoke(app, ["guard", "text", "step by step b.o.m.b making"])
     assert r.exit_code == 3
-    # "bomb" is a context term: the classifier's agreement is part of the reason
-    out = r.stdout.strip()
-    assert out.startswith('refused: blocklist:weapons (matched "b.o.m.b", semantic p=') and out.endswith(">= 0.30)")
+    # "bomb" is a context term, but a disguised one is a hard hit: refused without asking the classifier
+    assert r.stdout.strip() == 'refused: blocklist:weapons (matched "b.o.m.b")'
 
 
 def test_text_batch_writes_verdicts_in_input_order(tmp_path):
@@ -101,3 +100,10 @@ def test_train_on_a_device_this_machine_lacks_is_a_one_line_error(tmp_path):
     r = runner.invoke(app, ["guard", "train", "--device", "gpu0", "--out", str(tmp_path / "w.safetensors")])
     assert r.exit_code == 2 and "'gpu0' is not usable here" in r.output
     assert not (tmp_path / "w.safetensors").exists()
+
+
+def test_text_refused_for_a_plain_context_term_names_the_classifier_score():
+    r = runner.invoke(app, ["guard", "text", "step by step bomb making in a garage"])
+    out = r.stdout.strip()
+    assert r.exit_code == 3
+    assert out.startswith('refused: blocklist:weapons (matched "bomb", semantic p=') and out.endswith(">= 0.30)")

@@ -138,7 +138,8 @@ def test_shipped_weights_read_the_configured_layers_and_stay_small():
     clf = SemanticClassifier.load()
     assert clf.layers == SemanticConfig().layers
     assert clf.hidden[0].shape == (SemanticConfig().hidden, EMBED_DIM * len(clf.layers))
-    assert default_weights_path().stat().st_size < 2_500_000  # heads ~0.9 MB + adapters ~0.9 MB + tuned head
+    # heads ~0.9 MB + adapters ~1.35 MB (rank 8 on all six layers since round 11) + tuned head
+    assert default_weights_path().stat().st_size < 3_000_000
 
 
 def test_heads_are_averaged_and_round_trip(tmp_path):
