@@ -388,10 +388,11 @@ def logit_mean(p: np.ndarray, q: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def _targets_of():
+def _targets_of(block=None):
+    """The words of a text that the shipped blocklist (or `block`) hits, as written: what respellings disguise."""
     from worldsmith.guardrail.blocklist import Blocklist
 
-    block = Blocklist.from_lexicon()
+    block = block or Blocklist.from_lexicon()
     return lambda text: [h.surface for h in block.match(text)]
 
 
@@ -497,7 +498,10 @@ def out_of_fold_scores(train: list[dataset.Prompt], cfg: SemanticConfig, progres
 
     Returns (scores, classifier or None); scores are arrays over the scored items: p_unsafe, blocked
     (blocklist hit), unsafe, fold."""
-    targets_of = _targets_of()
+    from worldsmith.guardrail.blocklist import Blocklist
+
+    block = Blocklist.from_lexicon()
+    targets_of = _targets_of(block)
     fold_of_prompt = dataset.folds(train, cfg.folds, cfg.seed + 1)
     groups = _training_groups(train, cfg)
     items = dataset.with_adversarial(train, 2, cfg.seed + 2, targets_of)
@@ -517,9 +521,6 @@ def out_of_fold_scores(train: list[dataset.Prompt], cfg: SemanticConfig, progres
     p_unsafe = np.zeros(len(items))
     for f in range(cfg.folds):
         p_unsafe[item_fold == f] = results[f][1]
-    from worldsmith.guardrail.blocklist import Blocklist
-
-    block = Blocklist.from_lexicon()
     hits = [block.match(p.text) for p in items]
     scores = {"p_unsafe": p_unsafe, "blocked": np.array([bool(h) and not h[0].context for h in hits]),
               "context": np.array([bool(h) and h[0].context for h in hits]),
