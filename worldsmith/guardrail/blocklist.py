@@ -114,7 +114,8 @@ def _inside(key: str, runs: list[list[tuple[str, str]]]) -> str | None:
 class Blocklist:
     def __init__(self, blocklist: dict[str, list[str]], allowlist: list[str], minor_terms: list[str] = (),
                  context_terms: list[str] = ()):
-        self.terms = [_term(cat, t, frozenset(context_terms)) for cat, words in blocklist.items() for t in words]
+        context = frozenset(context_terms)
+        self.terms = [_term(cat, t, context) for cat, words in blocklist.items() for t in words]
         self.allow = [_term("allow", t) for t in allowlist]
         self.minor = [_term("minor", t) for t in minor_terms]
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 
 # Symbols read as letters when they sit inside a word. '1' is read as 'i' ("k1ll" -> "kill" after the
@@ -186,7 +187,8 @@ def adjacent_pairs(text: str, min_part: int = 2) -> list[tuple[str, str]]:
             if len(a) >= min_part and len(b) >= min_part]
 
 
-def normalize_text(text: str, keep_doubles: bool = False, splits_article=None) -> str:
+def normalize_text(text: str, keep_doubles: bool = False,
+                   splits_article: Callable[[str], bool] | None = None) -> str:
     """The prompt as a readable normalised string (leet undone, tricks joined, runs of >= 3 equal
     letters cut to one, or to two with `keep_doubles`: "peeerson" -> "person", "killlll" -> "kill"),
     used as a further reading for the semantic classifier. A run of spaced single letters is joined into one
