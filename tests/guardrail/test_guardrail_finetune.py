@@ -77,6 +77,70 @@ def test_tuned_member_round_trips_and_is_averaged_in_logit_space(tmp_path):
         SemanticClassifier(*frozen[:2], LABELS, 0.3, {}, frozen[2], None, (), member)
 
 
+def test_tuned_member_alone_round_trips_and_scores_as_its_head(tmp_path):
+    member = _member(scale=0.05, seed=4)
+    clf = SemanticClassifier(None, None, LABELS, 0.3, {"threshold": 0.6}, None, LAYERS, (), member)
+    assert clf.frozen_weight == 0.0
+    clf.save(tmp_path / "alone.safetensors")
+    back = SemanticClassifier.load(tmp_path / "alone.safetensors")
+    assert back.weight is None and back.tuned is not None and back.threshold == 0.6 and back.frozen_weight == 0.0
+    texts = ["a robot arm stacks red cubes"]
+    p_tuned = back._head_probs(member.features(texts, LAYERS), *member.head)[0, 1:].sum()
+    assert back.score(texts)[0][0] == pytest.approx(float(p_tuned), rel=1e-4)
+    with pytest.raises(ValueError, match="no frozen-feature heads"):
+        back.probs(np.zeros((1, EMBED_DIM * len(LAYERS)), np.float32))
+    with pytest.raises(ValueError, match="heads, a tuned member or both"):
+        SemanticClassifier(None, None, LABELS, 0.3)
+
+
+def test_frozen_weight_sets_the_heads_share_in_logit_space():
+    rng = np.random.default_rng(5)
+    frozen = (rng.normal(size=(len(LABELS), 8)), np.zeros(len(LABELS)),
+              (rng.normal(size=(8, EMBED_DIM * len(LAYERS))), np.zeros(8)))
+    member = _member(scale=0.05, seed=6)
+    texts = ["a robot arm stacks red cubes"]
+    alone = SemanticClassifier(*frozen[:2], LABELS, 0.3, {}, frozen[2], LAYERS)
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    zf = logit(alone.probs(alone.features(texts))[0, 1:].sum())
+    zt = logit(alone._head_probs(member.features(texts, LAYERS), *member.head)[0, 1:].sum())
+    for meta, w in (({}, 0.5), ({"frozen_weight": "0.25"}, 0.25), ({"frozen_weight": "1.0"}, 1.0)):
+        clf = SemanticClassifier(*frozen[:2], LABELS, 0.3, meta, frozen[2], LAYERS, (), member)
+        assert clf.frozen_weight == w  # weights saved before the field existed: 0.5, the plain logit mean
+        assert clf.score(texts)[0][0] == pytest.approx(1 / (1 + np.exp(-(w * zf + (1 - w) * zt))), rel=1e-4)
+
+
+def test_the_text_as_written_counts_only_when_the_weights_say_so():
+    from worldsmith.guardrail.semantic import readings
+
+    member = _member(scale=0.05, seed=7)
+    text = "a man s.t.a.b.s a stranger in an a-l-l-e-y"
+    rs = readings(text)
+    assert len(rs) > 1 and rs[0] == text  # as written first, then the normalised readings
+    alone = SemanticClassifier(None, None, LABELS, 0.3, {}, None, LAYERS, (), member)
+    per_reading = alone._head_probs(member.features(rs, LAYERS), *member.head)[:, 1:].sum(1)
+    assert alone.score_as_written  # weights saved before the field existed score every reading
+    assert alone.score([text])[0][0] == pytest.approx(float(per_reading.max()), rel=1e-4)
+    without = SemanticClassifier(None, None, LABELS, 0.3, {"score_as_written": "False"}, None, LAYERS, (), member)
+    assert without.score([text])[0][0] == pytest.approx(float(per_reading[1:].max()), rel=1e-4)
+    plain = "a robot arm stacks red cubes"  # one reading: it counts either way
+    assert len(readings(plain)) == 1 and without.score([plain]) == alone.score([plain])
+
+
+def test_fit_leaves_the_heads_out_when_their_weight_is_zero():
+    from worldsmith.guardrail.semantic import _fit
+
+    groups = [([t], LABELS.index(y)) for t, y in zip(TEXTS, ["safe", "violence", "safe", "self_harm"])]
+    cfg = SemanticConfig(epochs=3, heads=1, tune_rank=2, tune_from_layer=4, tune_epochs=1, tune_batch=4,
+                         frozen_weight=0.0, score_as_written=False)
+    alone = _fit(groups, cfg, {})
+    assert alone.weight is None and alone.tuned is not None and "frozen_weight" not in alone.meta
+    assert alone.meta["score_as_written"] is False and not alone.score_as_written
+    both = _fit(groups, replace(cfg, frozen_weight=0.3), {})  # (the default, 0.5, fits them too)
+    assert SemanticConfig().frozen_weight == 0.5 and SemanticConfig().score_as_written  # the shipped weights' recipe
+    assert both.weight is not None and both.meta["frozen_weight"] == 0.3 and both.frozen_weight == 0.3
+    assert len(alone.meta["final_loss"].split()) == 2 and len(both.meta["final_loss"].split()) == 3
+
+
 def test_logit_mean():
     p = np.array([0.1, 0.5, 0.9])
     assert np.allclose(logit_mean(p, p), p)
@@ -84,6 +148,7 @@ def test_logit_mean():
     assert np.allclose(logit_mean(p, p[::-1]), logit_mean(p[::-1], p))
     # a confident member pulls harder than with a probability mean: 0.99 and 0.3 -> 0.87 (mean 0.645)
     assert logit_mean(np.array([0.99]), np.array([0.3]))[0] > 0.85
+    assert np.allclose(logit_mean(p), p) and np.allclose(logit_mean(p, p[::-1], weights=[1, 0]), p)
 
 
 def test_length_grouped_batches_keep_every_text_once_and_pad_less():

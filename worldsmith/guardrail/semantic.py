@@ -131,6 +131,30 @@ class SemanticConfig:
     tune_lr: float = 5e-4
     tune_head_lr: float = 3e-3
     tune_batch: int = 32
+    # Weight of the frozen-feature heads against the tuned member: P(unsafe) = sigmoid(w logit(p_frozen) +
+    # (1 - w) logit(p_tuned)), stored in the weights' metadata (files without it: 0.5, the plain logit mean of
+    # rounds 6-11). 0 leaves the heads out: none are fitted (no frozen embedding pass, ~10 of a retrain's
+    # minutes, nor their fits) or stored, and scoring skips the frozen MiniLM pass.
+    # Measured in round 12, not yet adopted: the threshold must be calibrated anew, by a retrain, and there was
+    # no time for one (without heads it skips ~10 min of embedding and their fits; six tuned fits remain). Fold 0
+    # (2676 scored items; each tuned member fitted on folds 1-4 by the current code and seed), best recall at
+    # <= 0.01 / 0.02 / 0.03 / 0.05 false refusals, w = 0.5 -> 0.3 -> 0.1 -> 0: rank-8 member 0.887 / 0.910 /
+    # 0.931 / 0.953 -> 0.904 / 0.932 / 0.941 / 0.961 -> 0.905 / 0.942 / 0.948 / 0.963 -> 0.904 / 0.943 / 0.952 /
+    # 0.963; a rank-16 member 0.909 -> 0.921 -> 0.915 -> 0.925 at 0.02; the heads alone 0.787. But the shipped
+    # round-11 weights' members on the held-out items (a diagnostic, w = 0.5 -> 0): 0.893 / 0.933 / 0.945 / 0.968
+    # -> 0.896 / 0.931 / 0.952 / 0.970, no gain at the 0.02 target alone; with score_as_written False (below) it
+    # gains.
+    frozen_weight: float = 0.5
+    # Whether the prompt as written is scored beside its other readings (`readings`); with False it counts only
+    # when it is the only reading. Respelt text as written is noise to the model, while the normalised readings
+    # read the respelling back: fold 0's tuned member gives "A person s.l.e.e.p.i.n.g p*e*a*c*e*f*u*l*l*y in bed"
+    # P(unsafe) 0.98 as written and 0.18 as "a person sleeping peacefully in bed". Stored in the metadata (files without it: True). Round 12,
+    # best recall at <= 0.01 / 0.02 / 0.03 / 0.05 false refusals, as written scored -> not: fold 0 (as above,
+    # frozen_weight 0) 0.904 / 0.943 / 0.952 / 0.963 -> 0.925 / 0.943 / 0.950 / 0.968; the round-11 weights'
+    # members on the held-out items (a diagnostic), frozen_weight 0: 0.896 / 0.931 / 0.952 / 0.970 -> 0.905 /
+    # 0.940 / 0.955 / 0.976 (frozen_weight 0.5: 0.893 / 0.933 / 0.945 / 0.968 -> 0.900 / 0.932 / 0.952 / 0.971).
+    # Not yet adopted, like frozen_weight 0: both together are the next retrain's candidate.
+    score_as_written: bool = True
     # Threshold calibration, on the TRAIN split only (the held-out split is never looked at): K-fold
     # out-of-fold scores of every train prompt plus respellings of it (`out_of_fold_scores`); the
     # threshold is the lowest P(unsafe) at which blocklist + classifier refuse at most
@@ -250,13 +274,14 @@ def default_weights_path() -> Path:
 
 
 class SemanticClassifier:
-    def __init__(self, weight: np.ndarray, bias: np.ndarray, labels: tuple[str, ...], temperature: float,
+    def __init__(self, weight: np.ndarray | None, bias: np.ndarray | None, labels: tuple[str, ...], temperature: float,
                  meta: dict | None = None, hidden: tuple[np.ndarray, np.ndarray] | None = None,
                  layers: tuple[int, ...] | None = None,
                  more_heads: list[tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]] = (),
                  tuned: TunedMember | None = None):
-        self.weight = weight.astype(np.float32)  # (C, D), or (C, H) after a hidden layer
-        self.bias = bias.astype(np.float32)  # (C,)
+        # the frozen-feature heads; None: none (a tuned member alone, SemanticConfig.frozen_weight 0)
+        self.weight = None if weight is None else weight.astype(np.float32)  # (C, D), or (C, H) after a hidden layer
+        self.bias = None if bias is None else bias.astype(np.float32)  # (C,)
         # optional ReLU layer (H, D) and (H,) in front of the softmax layer
         self.hidden = None if hidden is None else (hidden[0].astype(np.float32), hidden[1].astype(np.float32))
         self.labels = tuple(labels)
@@ -273,6 +298,13 @@ class SemanticClassifier:
         if tuned is not None and self.layers is None:
             raise ValueError("a tuned member needs the layered features (weights with 'layers')")
         self.tuned = tuned
+        if self.weight is None and tuned is None:
+            raise ValueError("a classifier needs frozen-feature heads, a tuned member or both")
+        # the heads' share against the tuned member in logit space (SemanticConfig.frozen_weight)
+        self.frozen_weight = 1.0 if tuned is None else 0.0 if self.weight is None else float(
+            self.meta.get("frozen_weight", 0.5))
+        # whether the prompt as written counts beside its other readings (SemanticConfig.score_as_written)
+        self.score_as_written = str(self.meta.get("score_as_written", True)) == "True"
 
     def features(self, texts: list[str]) -> np.ndarray:
         """The input vectors this classifier was trained on: (N, D)."""
@@ -294,13 +326,16 @@ class SemanticClassifier:
         return e / e.sum(axis=1, keepdims=True)
 
     def probs(self, emb: np.ndarray) -> np.ndarray:
-        """Class probabilities (N, C): the mean over the heads of each head's softmax."""
+        """Class probabilities (N, C) of the frozen-feature heads: the mean over the heads of each head's softmax."""
+        if self.weight is None:
+            raise ValueError("this classifier has no frozen-feature heads (a tuned member alone)")
         heads = [(self.weight, self.bias, self.hidden), *self.more_heads]
         return sum(self._head_probs(emb, *h) for h in heads) / len(heads)
 
     def score(self, texts: list[str], categories: list[str] | None = None) -> list[tuple[float, str]]:
         """(P(unsafe), most probable unsafe category) per text. P(unsafe) sums the probabilities of
-        `categories` (default: every unsafe label) and is the max over the text's `readings`."""
+        `categories` (default: every unsafe label) and is the max over the text's `readings` (without the
+        text as written when the weights say so and there are other readings)."""
         cats = [c for c in (categories or self.labels) if c in self.labels and c != "safe"]
         idx = [self.labels.index(c) for c in cats]
         if not texts:
@@ -309,15 +344,18 @@ class SemanticClassifier:
             return [(0.0, "") for _ in texts]
         per_text = [readings(t) for t in texts]
         flat = [r for rs in per_text for r in rs]
-        p = self.probs(self.features(flat))[:, idx]  # (readings, K)
-        p_unsafe = np.minimum(1.0, p.sum(axis=1))
-        if self.tuned is not None:
-            p_tuned = self._head_probs(self.tuned.features(flat, self.layers), *self.tuned.head)[:, idx]
-            p_unsafe = logit_mean(p_unsafe, np.minimum(1.0, p_tuned.sum(axis=1)))
-            p = (p + p_tuned) / 2
+        w = self.frozen_weight
+        members = []  # (weight, class probabilities (readings, K)) of the heads and the tuned member that count
+        if w > 0:
+            members.append((w, self.probs(self.features(flat))[:, idx]))
+        if w < 1:
+            members.append((1 - w, self._head_probs(self.tuned.features(flat, self.layers), *self.tuned.head)[:, idx]))
+        p_unsafe = logit_mean(*[np.minimum(1.0, q.sum(axis=1)) for _, q in members], weights=[v for v, _ in members])
+        p = sum(v * q for v, q in members)
         out, start = [], 0
         for rs in per_text:
-            k = start + int(p_unsafe[start: start + len(rs)].argmax())  # the reading that looks least safe
+            first = start + (0 if self.score_as_written or len(rs) == 1 else 1)  # readings[0]: as written
+            k = first + int(p_unsafe[first: start + len(rs)].argmax())  # the reading that looks least safe
             start += len(rs)
             out.append((float(p_unsafe[k]), cats[int(p[k].argmax())]))
         return out
@@ -331,7 +369,7 @@ class SemanticClassifier:
                 **{k: str(v) for k, v in self.meta.items()}}
         if self.layers is not None:
             meta["layers"] = json.dumps(self.layers)
-        tensors = {"weight": self.weight, "bias": self.bias}
+        tensors = {} if self.weight is None else {"weight": self.weight, "bias": self.bias}
         if self.hidden is not None:
             tensors.update(hidden_weight=self.hidden[0], hidden_bias=self.hidden[1])
         for k, (w, b, h) in enumerate(self.more_heads, 1):
@@ -357,7 +395,7 @@ class SemanticClassifier:
             raise FileNotFoundError(f"{path}: no classifier weights (run `worldsmith guard train`)")
         with safe_open(str(path), framework="numpy") as f:
             meta = dict(f.metadata())
-            weight, bias = f.get_tensor("weight"), f.get_tensor("bias")
+            weight, bias = (f.get_tensor("weight"), f.get_tensor("bias")) if "weight" in f.keys() else (None, None)
             hidden = ((f.get_tensor("hidden_weight"), f.get_tensor("hidden_bias"))
                       if "hidden_weight" in f.keys() else None)
             more, k = [], 1
@@ -379,12 +417,12 @@ class SemanticClassifier:
         return cls(weight, bias, labels, temperature, meta, hidden, layers, more, tuned)
 
 
-def logit_mean(p: np.ndarray, q: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """sigmoid of the mean of logit(p) and logit(q): the more confident member pulls harder than in a
+def logit_mean(*ps: np.ndarray, weights=None, eps: float = 1e-6) -> np.ndarray:
+    """sigmoid of the (weighted) mean of the logits of `ps`: the more confident member pulls harder than in a
     probability mean (0.99 and 0.3 give 0.87, not 0.645), and two equally confident members that
-    disagree meet at 0.5 (see SemanticConfig.tune_rank for the figures)."""
-    p, q = np.clip(p, eps, 1 - eps), np.clip(q, eps, 1 - eps)
-    z = (np.log(p / (1 - p)) + np.log(q / (1 - q))) / 2
+    disagree meet at 0.5 (see SemanticConfig.tune_rank and frozen_weight for the figures)."""
+    weights = np.full(len(ps), 1.0 / len(ps)) if weights is None else np.asarray(weights, float) / np.sum(weights)
+    z = sum(w * np.log(np.clip(p, eps, 1 - eps) / (1 - np.clip(p, eps, 1 - eps))) for w, p in zip(weights, ps))
     return 1.0 / (1.0 + np.exp(-z))
 
 
@@ -471,10 +509,12 @@ def _fit(groups: list[tuple[list[str], int]], cfg: SemanticConfig, meta: dict, p
     from worldsmith.text import embed_texts_layers
 
     texts, y = _flatten(groups)
-    x = torch.from_numpy(embed_texts_layers(texts, cfg.layers))
-    yt = torch.from_numpy(y)
-    heads_progress = _stage(progress, f"{stage}frozen-feature heads")
-    heads = [_fit_head(x, yt, cfg, cfg.seed + h, heads_progress, h * cfg.epochs) for h in range(max(1, cfg.heads))]
+    heads = []
+    if _fits_heads(cfg):
+        x = torch.from_numpy(embed_texts_layers(texts, cfg.layers))
+        yt = torch.from_numpy(y)
+        heads_progress = _stage(progress, f"{stage}frozen-feature heads")
+        heads = [_fit_head(x, yt, cfg, cfg.seed + h, heads_progress, h * cfg.epochs) for h in range(max(1, cfg.heads))]
     losses = [f"{h[3]:.5f}" for h in heads]
     tuned = None
     if cfg.tune_rank > 0:
@@ -482,8 +522,16 @@ def _fit(groups: list[tuple[list[str], int]], cfg: SemanticConfig, meta: dict, p
                                       _stage(progress, f"{stage}tuned encoder (LoRA)"))
         losses.append(f"tuned {tuned_loss:.5f}")
     meta = {**meta, "train_examples": len(texts), "final_loss": " ".join(losses)}
-    (weight, bias, hidden, _), more = heads[0], [h[:3] for h in heads[1:]]
+    if tuned is not None and heads:
+        meta["frozen_weight"] = cfg.frozen_weight
+    meta["score_as_written"] = cfg.score_as_written
+    (weight, bias, hidden), more = heads[0][:3] if heads else (None, None, None), [h[:3] for h in heads[1:]]
     return SemanticClassifier(weight, bias, dataset.LABELS, cfg.temperature, meta, hidden, cfg.layers, more, tuned)
+
+
+def _fits_heads(cfg: SemanticConfig) -> bool:
+    """Whether a fit trains the frozen-feature heads: always without a tuned member, else when they count."""
+    return cfg.tune_rank <= 0 or cfg.frozen_weight > 0
 
 
 def out_of_fold_scores(train: list[dataset.Prompt], cfg: SemanticConfig, progress=None, workers: int = 1,
@@ -509,7 +557,8 @@ def out_of_fold_scores(train: list[dataset.Prompt], cfg: SemanticConfig, progres
     item_fold = np.array([fold_of_prompt[i if i < n else (i - n) // 2] for i in range(len(items))])
     from worldsmith.text import embed_texts_layers
 
-    embed_texts_layers(_flatten(groups)[0], cfg.layers)  # one embedding pass in a fixed order; the folds reuse the cache
+    if _fits_heads(cfg):  # one embedding pass in a fixed order; the folds reuse the cache
+        embed_texts_layers(_flatten(groups)[0], cfg.layers)
     jobs = []
     for f in range(cfg.folds):
         idx = np.flatnonzero(item_fold == f)
