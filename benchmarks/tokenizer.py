@@ -134,16 +134,21 @@ class PerFrameWrap(torch.nn.Module):
         return y.reshape(b, t, *y.shape[1:]).squeeze(3).transpose(1, 2)
 
 
-def time_codec(model, video: torch.Tensor, repeats: int) -> float:
-    """Median encode+decode frames/s."""
-    times = []
+def time_codecs(models: dict, video: torch.Tensor, rounds: int) -> dict[str, float]:
+    """Median encode+decode frames/s of each model, timed in interleaved rounds (AB, BA, AB, ...) so that load
+    from other processes and the machine's drift hit every model alike (one model's repeats, then the other's,
+    gave ratios from 1.41 to 1.53 on this shared CPU)."""
+    times = {name: [] for name in models}
+    order = list(models)
     with torch.no_grad():
-        model.decode(model.encode(video))  # warm-up
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            model.decode(model.encode(video))
-            times.append(time.perf_counter() - t0)
-    return video.shape[0] * video.shape[2] / float(np.median(times))
+        for model in models.values():
+            model.decode(model.encode(video))  # warm-up
+        for r in range(rounds):
+            for name in (order if r % 2 == 0 else order[::-1]):
+                t0 = time.perf_counter()
+                models[name].decode(models[name].encode(video))
+                times[name].append(time.perf_counter() - t0)
+    return {name: video.shape[0] * video.shape[2] / float(np.median(t)) for name, t in times.items()}
 
 
 def train_equal_budget(model, clips: list[torch.Tensor], steps: int, batch: int, seed: int = 0) -> float:
@@ -293,9 +298,10 @@ def main() -> None:
     ours = build_tokenizer("cv-4x8x8").eval()
     diff, width = diffusers_cosmos(param_count(ours))
     clip = test_clips[0][:, :, :17]
-    reps = 3 if args.quick else 10
+    codec_fps = time_codecs({"ours": OursWrap(ours), "diffusers": DiffusersWrap(diff.eval())}, clip,
+                            6 if args.quick else 40)
     speed = {"ours_params": param_count(ours), "diffusers_params": param_count(diff), "diffusers_width": width,
-             "ours_fps": time_codec(OursWrap(ours), clip, reps), "diffusers_fps": time_codec(DiffusersWrap(diff.eval()), clip, reps)}
+             "ours_fps": codec_fps["ours"], "diffusers_fps": codec_fps["diffusers"]}
     speed["speed_ratio"] = speed["ours_fps"] / speed["diffusers_fps"]
     results["speed"] = speed
     print(f"speed (17x64x64, 1 thread): ours {speed['ours_fps']:.1f} frames/s ({speed['ours_params']/1e6:.2f}M params)"
