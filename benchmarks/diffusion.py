@@ -11,7 +11,7 @@
    (ABBA...) so that load from other processes hits both alike; the median wall time is reported, and the
    median thread CPU time beside it. diffusers gets `concat_padding_mask=False` (its default needs torchvision),
    our mask channel as an input channel, one timestep per sample (cheaper than our per-frame modulation), and no
-   attention mask. Ours runs with the presets' exact GELU; the tanh-GELU variant (the shipped checkpoint's) is
+   attention mask. Ours runs with the presets' exact GELU; the tanh-GELU variant (older checkpoints') is
    timed beside it.
 2. Rollout on held-out robot episodes with the shipped checkpoint (checkpoints/diffusion-robot-tiny):
    5 context frames, 16 predicted (two windows), PSNR/SSIM by horizon vs copy-last-frame and the tokenizer's
@@ -182,7 +182,7 @@ def main() -> None:
           f"{speed['diffusers']['sampling_step_cpu_s']:>12.4f}{speed['sampling_cpu_ratio']:>8.2f}")
     if "ours_tanh_gelu" in speed:
         o = speed["ours_tanh_gelu"]
-        print(f"  ours with tanh GELU (the shipped checkpoint's): train {o['train_step_s']:.4f} s "
+        print(f"  ours with tanh GELU (older checkpoints'): train {o['train_step_s']:.4f} s "
               f"({speed['diffusers']['train_step_s'] / o['train_step_s']:.2f}x), sampling {o['sampling_step_s']:.4f} s "
               f"({speed['diffusers']['sampling_step_s'] / o['sampling_step_s']:.2f}x)")
     where = f"{args.threads} thread(s)" if on_cpu else torch.cuda.get_device_name(args.device)

@@ -9,6 +9,8 @@ a text-embedding cache made beforehand on a machine that has it:
 
     python scripts/train_checkpoints.py --make-text-cache runs/gpu/text_cache.safetensors --data-root runs/gpu
 
+A box without PyAV runs this through `scripts/run_without_pyav.py` (video reading by OpenCV).
+
 Data: `--data-root` holds LeRobot datasets made by `worldsmith data generate` (robot, camera, physics, driving,
 atari, videos): `scripts/chain_data.sh runs/gpu` makes them. The tokenizers train on all of them; the world models
 on `robot`. On a GPU box (H200) the whole chain with these budgets takes under 10 minutes (run once, 2026-11-26,
@@ -179,9 +181,10 @@ def main() -> None:
         # Clips are preloaded into memory (data.preload), so the training process feeds the GPU by itself
         # (H200, batch 64, bf16: 14 steps/s). lr 1e-3 with batch 64 in bf16 diverged there at step ~250 (a grad-norm
         # spike of 444, then a plateau at 12 dB), and on an H100 lr 4e-4 with 200 warmup steps collapsed the same way
-        # near step 400 (~14 dB after 2055 steps). The likely cause (found on the CPU) was the SSIM loss running as
-        # bf16 convolutions under autocast (see docs/architecture.md); it is fp32 now and this recipe has not run on
-        # a GPU since. fp32 on the H200 ran this tokenizer at 1.7 steps/s, 8x slower than bf16.
+        # near step 400 (~14 dB after 2055 steps). The likely cause was the SSIM loss running as bf16 convolutions
+        # under autocast (see docs/architecture.md); with it in fp32 this recipe (lr 3e-4, so not the collapsed run's
+        # lr) ran on an H100 (2026-11-27, 10.5 steps/s) without a collapse, to the shipped CV. fp32 on the H200 ran
+        # this tokenizer at 1.7 steps/s, 8x slower than bf16.
         common = [f"train.batch_size={args.tok_batch}", f"train.device={args.device}", f"train.precision={precision}",
                   "data.split=all", "train.lr=0.0003", "train.warmup_steps=300", "train.log_every=10",
                   "train.num_workers=0", *args.tok_set]

@@ -1,8 +1,9 @@
 """Pixel-space compensation of the tokenizer's reconstruction error in video2world predictions.
 
 A world model that works in a tokenizer's latent space shows at best what the decoder can draw: on the robot
-source the tiny 4x8x8 CV round trip is ~20.7 dB, while copying the last real frame scores ~17.8 dB, so most of
-what the world model could gain over copy-last is eaten by the decoder blurring static texture and edges.
+source the tiny 4x8x8 CV round trip was ~20.7 dB (the CPU-trained CV; the H100-trained one of 2026-11-27: 23.2),
+while copying the last real frame scores ~18 dB, so much of what the world model could gain over copy-last is eaten
+by the decoder blurring static texture and edges.
 
 But the context frames are known exactly in pixels. The decoder's error on the last context frame,
 e = x_last - D(E(x))_last, is mostly a fixed pattern of the static scene. Where a predicted frame still shows
