@@ -37,7 +37,6 @@ try:
 except ImportError:  # worldsmith.video imports av at the top: a stand-in lets it import (its writers then fail)
     fake = types.ModuleType("av")
     fake.error = types.SimpleNamespace(FFmpegError=type("FFmpegError", (Exception,), {}))
-    fake.time_base = 1000000
     sys.modules["av"] = fake
 
 import cv2  # noqa: E402

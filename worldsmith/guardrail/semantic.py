@@ -422,7 +422,7 @@ def logit_mean(*ps: np.ndarray, weights=None, eps: float = 1e-6) -> np.ndarray:
     probability mean (0.99 and 0.3 give 0.87, not 0.645), and two equally confident members that
     disagree meet at 0.5 (see SemanticConfig.tune_rank and frozen_weight for the figures)."""
     weights = np.full(len(ps), 1.0 / len(ps)) if weights is None else np.asarray(weights, float) / np.sum(weights)
-    z = sum(w * np.log(np.clip(p, eps, 1 - eps) / (1 - np.clip(p, eps, 1 - eps))) for w, p in zip(weights, ps))
+    z = sum(w * np.log(q / (1 - q)) for w, q in zip(weights, (np.clip(p, eps, 1 - eps) for p in ps)))
     return 1.0 / (1.0 + np.exp(-z))
 
 
