@@ -303,8 +303,12 @@ class SemanticClassifier:
         if self.weight is None and tuned is None:
             raise ValueError("a classifier needs frozen-feature heads, a tuned member or both")
         # the heads' share against the tuned member in logit space (SemanticConfig.frozen_weight)
-        self.frozen_weight = 1.0 if tuned is None else 0.0 if self.weight is None else float(
-            self.meta.get("frozen_weight", 0.5))
+        if tuned is None:
+            self.frozen_weight = 1.0
+        elif self.weight is None:
+            self.frozen_weight = 0.0
+        else:
+            self.frozen_weight = float(self.meta.get("frozen_weight", 0.5))
         # whether the prompt as written counts beside its other readings (SemanticConfig.score_as_written)
         self.score_as_written = str(self.meta.get("score_as_written", True)) == "True"
 
