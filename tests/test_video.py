@@ -18,6 +18,7 @@ from worldsmith.video import (
     to_float,
     to_uint8,
     write_video,
+    x264_options,
 )
 
 LEVEL0, STEP = 10, 7  # frame i is a flat grey of level LEVEL0 + STEP * i, readable after lossy coding
@@ -142,6 +143,11 @@ def test_encoding_is_deterministic_and_float_round_trip():
     x = to_float(frames)
     assert x.shape == (6, 3, 32, 48) and x.dtype == np.float32 and -1 <= x.min() and x.max() <= 1
     np.testing.assert_array_equal(to_uint8(x), frames)
+
+
+@pytest.mark.parametrize("width, tree_off", [(32, False), (48, True), (64, False), (80, True), (176, True), (256, False)])
+def test_x264_macroblock_tree_is_off_exactly_for_odd_macroblock_widths(width, tree_off):
+    assert (x264_options(width).get("x264-params") == "mbtree=0") is tree_off
 
 
 def _audio_only(path):

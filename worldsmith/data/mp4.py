@@ -21,6 +21,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from worldsmith.video import x264_options
+
 
 class StreamingMp4:
     def __init__(self, path: str | os.PathLike, fps: float, height: int, width: int, crf: int = 18,
@@ -47,8 +49,7 @@ class StreamingMp4:
         # A keyframe at least every 2 s bounds the decode work of a seek; every episode also starts
         # on a forced IDR frame (see `append`), so reading one episode never decodes its neighbours.
         gop = max(2, int(round(2 * fps)))
-        self._stream.options = {"preset": preset, "threads": "1", "crf": str(crf), "g": str(gop),
-                                "forced-idr": "1"}
+        self._stream.options = x264_options(self.coded_w, preset, crf=str(crf), g=str(gop), **{"forced-idr": "1"})
 
     def append(self, frames: np.ndarray) -> None:
         """Encode (T, H, W, 3) uint8 frames after those already in the file; the first is a keyframe."""
