@@ -145,7 +145,8 @@ def test_encoding_is_deterministic_and_float_round_trip():
     np.testing.assert_array_equal(to_uint8(x), frames)
 
 
-@pytest.mark.parametrize("width, tree_off", [(32, False), (48, True), (64, False), (80, True), (176, True), (256, False)])
+@pytest.mark.parametrize("width, tree_off",
+                         [(32, False), (48, True), (64, False), (80, True), (176, True), (256, False)])
 def test_x264_macroblock_tree_is_off_exactly_for_odd_macroblock_widths(width, tree_off):
     assert (x264_options(width).get("x264-params") == "mbtree=0") is tree_off
 
