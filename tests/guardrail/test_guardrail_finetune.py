@@ -135,8 +135,8 @@ def test_fit_leaves_the_heads_out_when_their_weight_is_zero():
     alone = _fit(groups, cfg, {})
     assert alone.weight is None and alone.tuned is not None and "frozen_weight" not in alone.meta
     assert alone.meta["score_as_written"] is False and not alone.score_as_written
-    both = _fit(groups, replace(cfg, frozen_weight=0.3), {})  # (the default, 0.5, fits them too)
-    assert SemanticConfig().frozen_weight == 0.5 and SemanticConfig().score_as_written  # the shipped weights' recipe
+    both = _fit(groups, replace(cfg, frozen_weight=0.3), {})
+    assert SemanticConfig().frozen_weight == 0.0 and not SemanticConfig().score_as_written  # the shipped recipe
     assert both.weight is not None and both.meta["frozen_weight"] == 0.3 and both.frozen_weight == 0.3
     assert len(alone.meta["final_loss"].split()) == 2 and len(both.meta["final_loss"].split()) == 3
 

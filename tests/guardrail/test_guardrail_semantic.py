@@ -134,12 +134,15 @@ def test_layers_round_trip_and_weights_without_them_read_the_sentence_embedding(
     assert len(back.score(["a cat"])) == 1
 
 
-def test_shipped_weights_read_the_configured_layers_and_stay_small():
-    clf = SemanticClassifier.load()
-    assert clf.layers == SemanticConfig().layers
-    assert clf.hidden[0].shape == (SemanticConfig().hidden, EMBED_DIM * len(clf.layers))
-    # heads ~0.9 MB + adapters ~1.35 MB (rank 8 on all six layers since round 11) + tuned head
-    assert default_weights_path().stat().st_size < 3_000_000
+def test_shipped_weights_follow_the_configured_recipe_and_stay_small():
+    clf, cfg = SemanticClassifier.load(), SemanticConfig()
+    assert clf.layers == cfg.layers
+    # one tuned member, no frozen-feature heads, the prompt as written left out beside other readings (round 13)
+    assert clf.weight is None and clf.frozen_weight == cfg.frozen_weight == 0.0
+    assert clf.score_as_written is cfg.score_as_written is False
+    assert clf.tuned.head[2][0].shape == (cfg.hidden, EMBED_DIM * len(clf.layers))
+    # adapters ~1.35 MB (rank 8 on all six layers since round 11) + the tuned head ~0.3 MB
+    assert default_weights_path().stat().st_size < 2_000_000
 
 
 def test_heads_are_averaged_and_round_trip(tmp_path):

@@ -1,25 +1,23 @@
-"""Semantic check: a small classifier on all-MiniLM-L6-v2 embeddings (mean-pooled layers 2, 4 and 6).
+"""Semantic check: a small classifier on all-MiniLM-L6-v2 (LoRA-tuned), mean-pooled layers 2, 4 and 6.
 
-Catches unsafe prompts that use no blocklisted word ("make him stop breathing for good"). Two members
-score each prompt: heads on the frozen MiniLM features, and a tuned member (`finetune.py`: LoRA
-adapters on all six MiniLM layers plus a head, trained end to end); their P(unsafe) are averaged in
-logit space. Each has one class per label in `dataset.LABELS`; P(unsafe) = 1 - P(safe), and the
-category reported is the most probable unsafe class. Each prompt is scored in several `readings` (as written,
-normalised, letter runs cut, split words rejoined) and the highest P(unsafe) counts, so a respelling
+Catches unsafe prompts that use no blocklisted word ("make him stop breathing for good"). The shipped
+weights score each prompt with one tuned member (`finetune.py`: LoRA adapters on all six MiniLM layers plus a
+head, trained end to end); weights may also hold heads on the frozen MiniLM features, whose P(unsafe) is then
+averaged with the tuned member's in logit space (`SemanticConfig.frozen_weight`; rounds 6-12 shipped both). Each
+member has one class per label in `dataset.LABELS`; P(unsafe) = 1 - P(safe), and the category reported is the
+most probable unsafe class. Each prompt is scored in several `readings` (normalised, letter runs cut, split
+words rejoined; as written too only when `score_as_written`) and the highest P(unsafe) counts, so a respelling
 cannot hide a prompt from the model either. A reading leaves out the request around the scene ("Generate a
 realistic video of"), which says nothing about what happens in it.
 
-Reproduce the shipped weights (`semantic.safetensors`, ~2.5 MB, never pickle; 92 min with `--workers 2` on two
-cores for the 6091 prompts of round 11, most of it the six fits of the tuned member, five for the out-of-fold
+Reproduce the shipped weights (`semantic.safetensors`, ~1.6 MB, never pickle; 71 min with `--workers 2` on two
+cores for the 6091 prompts of round 13, all of it the six fits of the tuned member, five for the out-of-fold
 calibration and the final one; those fits are independent, and on the 2516 prompts of round 6 `--workers 2` ran
 them in two processes in 68 min to the same tensors and metadata values as 96 min on one thread):
     worldsmith guard train            # or: python -m worldsmith.guardrail.semantic
 It trains on the seeded train split of `prompts.txt` plus adversarial respellings of it, and stores
 the refusal threshold calibrated on K-fold out-of-fold scores of that train split in the weights' metadata
-(the policy's `semantic_threshold: null` uses it). One difference: the round-11 weights were trained before
-`readings` kept a spaced-out word apart from an "a" or "i" in front of it (`splits_article`); 2042 of the 21470
-training prompts and respellings have a spaced run after "a" or "i", so a retrain now reads some of them the new
-way and gives weights that differ a little.
+(the policy's `semantic_threshold: null` uses it).
 """
 
 from __future__ import annotations
@@ -135,28 +133,30 @@ class SemanticConfig:
     # (1 - w) logit(p_tuned)), stored in the weights' metadata (files without it: 0.5, the plain logit mean of
     # rounds 6-11). 0 leaves the heads out: none are fitted (no frozen embedding pass, ~10 of a retrain's
     # minutes, nor their fits) or stored, and scoring skips the frozen MiniLM pass.
-    # Measured in round 12, not yet adopted: the threshold must be calibrated anew, by a retrain, and there was
-    # no time for one (without heads it skips ~10 min of embedding and their fits; six tuned fits remain). Fold 0
-    # (2676 scored items; each tuned member fitted on folds 1-4 by the current code and seed), best recall at
-    # <= 0.01 / 0.02 / 0.03 / 0.05 false refusals, w = 0.5 -> 0.3 -> 0.1 -> 0: rank-8 member 0.887 / 0.910 /
-    # 0.931 / 0.953 -> 0.904 / 0.932 / 0.941 / 0.961 -> 0.905 / 0.942 / 0.948 / 0.963 -> 0.904 / 0.943 / 0.952 /
-    # 0.963; a rank-16 member 0.909 -> 0.921 -> 0.915 -> 0.925 at 0.02; the heads alone 0.787. But the shipped
-    # round-11 weights' members on the held-out items (a diagnostic, w = 0.5 -> 0): 0.893 / 0.933 / 0.945 / 0.968
-    # -> 0.896 / 0.931 / 0.952 / 0.970, no gain at the 0.02 target alone; with score_as_written False (below) it
-    # gains.
-    frozen_weight: float = 0.5
+    # Round 12 measured it (fold 0: 2676 scored items; each tuned member fitted on folds 1-4 by the current code and
+    # seed), best recall at <= 0.01 / 0.02 / 0.03 / 0.05 false refusals, w = 0.5 -> 0.3 -> 0.1 -> 0: rank-8 member
+    # 0.887 / 0.910 / 0.931 / 0.953 -> 0.904 / 0.932 / 0.941 / 0.961 -> 0.905 / 0.942 / 0.948 / 0.963 -> 0.904 /
+    # 0.943 / 0.952 / 0.963; a rank-16 member 0.909 -> 0.921 -> 0.915 -> 0.925 at 0.02; the heads alone 0.787.
+    # Round 13 adopted 0 together with score_as_written False (below; the figures of the retrain are there).
+    frozen_weight: float = 0.0
     # Whether the prompt as written is scored beside its other readings (`readings`); with False it counts only
     # when it is the only reading. Respelt text as written is noise to the model, while the normalised readings
     # read the respelling back: fold 0's tuned member gives "A person s.l.e.e.p.i.n.g p*e*a*c*e*f*u*l*l*y in bed"
-    # P(unsafe) 0.98 as written and 0.18 as "a person sleeping peacefully in bed". Stored in the metadata (files without it: True). Round 12,
-    # best recall at <= 0.01 / 0.02 / 0.03 / 0.05 false refusals, as written scored -> not: fold 0 (as above,
-    # frozen_weight 0) 0.904 / 0.943 / 0.952 / 0.963 -> 0.925 / 0.943 / 0.950 / 0.968; the round-11 weights'
-    # members on the held-out items (a diagnostic), frozen_weight 0: 0.896 / 0.931 / 0.952 / 0.970 -> 0.905 /
-    # 0.940 / 0.955 / 0.976 (frozen_weight 0.5: 0.893 / 0.933 / 0.945 / 0.968 -> 0.900 / 0.932 / 0.952 / 0.971).
-    # Fold 1 (2496 items), at <= 0.02, shipped rule (0.5, as written scored) 0.905; frozen_weight 0 alone 0.924;
-    # as written dropped alone 0.938; both 0.941 (fold 0: 0.910 -> 0.943 with both). Not yet adopted, like
-    # frozen_weight 0: both together are the next retrain's candidate.
-    score_as_written: bool = True
+    # P(unsafe) 0.98 as written and 0.18 as "a person sleeping peacefully in bed". Stored in the metadata (files
+    # without it: True). Round 12, best recall at <= 0.01 / 0.02 / 0.03 / 0.05 false refusals, as written scored
+    # -> not: fold 0 (as above, frozen_weight 0) 0.904 / 0.943 / 0.952 / 0.963 -> 0.925 / 0.943 / 0.950 / 0.968;
+    # the round-11 weights' members on the held-out items (a diagnostic), frozen_weight 0: 0.896 / 0.931 / 0.952 /
+    # 0.970 -> 0.905 / 0.940 / 0.955 / 0.976 (frozen_weight 0.5: 0.893 / 0.933 / 0.945 / 0.968 -> 0.900 / 0.932 /
+    # 0.952 / 0.971).
+    # Fold 1 (2496 items), at <= 0.02, round-11 rule (0.5, as written scored) 0.905; frozen_weight 0 alone 0.924;
+    # as written dropped alone 0.938; both 0.941 (fold 0: 0.910 -> 0.943 with both).
+    # Round 13, kept: both (frozen_weight 0, score_as_written False). `guard train` (71 min, --workers 2, the same
+    # 6091 prompts, no frozen embedding pass): OOF recall 0.932 at 0.0195 false refusals (threshold 0.91), round
+    # 11 0.907 at 0.020; weights 2.5 -> 1.6 MB. Guard on all 1797 held-out prompts x 5 items, round 11 -> 13: recall
+    # / false refusals 0.920 / 0.017 -> 0.947 / 0.023 (101 of 4445 safe items refused, 74 before); best recall
+    # at <= 0.01 / 0.02 / 0.03 / 0.05 false refusals (a diagnostic) 0.893 / 0.933 / 0.945 / 0.968 -> 0.894 /
+    # 0.937 / 0.962 / 0.979: more recall at every budget, and an operating point past 0.02 on the held-out side.
+    score_as_written: bool = False
     # Threshold calibration, on the TRAIN split only (the held-out split is never looked at): K-fold
     # out-of-fold scores of every train prompt plus respellings of it (`out_of_fold_scores`); the
     # threshold is the lowest P(unsafe) at which blocklist + classifier refuse at most
