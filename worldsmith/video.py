@@ -342,8 +342,9 @@ def x264_options(width: int, preset: str = "medium", **extra: str) -> dict[str, 
     of 16-pixel macroblocks wide (valgrind on the PyAV wheel's libx264 build, 2026-11-27: widths 48, 80, 112
     and 720 px read it, with or without its assembly; 32, 64, 96, 128 and 256 px do not), and what is left on the
     stack then changes the encoder's choices: 300 encodes of the same 48-px-wide frames in one process gave 7
-    different files (one decoded 1 grey level off in 8 frames). Turning the tree off for those widths only removes the reads; it costs some compression there
-    (carphone, 176 px wide, crf 18: 4.1% more bytes and 0.38 dB lower PSNR).
+    different files (one decoded 1 grey level off in 8 frames). Turning the tree off for those widths only
+    removes the reads; it costs some compression there (carphone, 176 px wide, crf 18: 4.1% more bytes and
+    0.38 dB lower PSNR).
     """
     opts = {"preset": preset, "threads": "1", **extra}
     if (width + 15) // 16 % 2:
