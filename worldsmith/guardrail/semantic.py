@@ -156,6 +156,9 @@ class SemanticConfig:
     # / false refusals 0.920 / 0.017 -> 0.947 / 0.023 (101 of 4445 safe items refused, 74 before); best recall
     # at <= 0.01 / 0.02 / 0.03 / 0.05 false refusals (a diagnostic) 0.893 / 0.933 / 0.945 / 0.968 -> 0.894 /
     # 0.937 / 0.962 / 0.979: more recall at every budget, and an operating point past 0.02 on the held-out side.
+    # Tried with this recipe, fold 0, best recall at <= 0.01 / 0.02 / 0.03 / 0.05 (not kept: within the seed spread):
+    # seed 0 (as shipped) 0.925 / 0.943 / 0.950 / 0.968; seed 1 0.893 / 0.926 / 0.947 / 0.963; their logit mean
+    # 0.910 / 0.941 / 0.958 / 0.966; 4 epochs instead of 3 0.905 / 0.952 / 0.958 / 0.973 (4/3 of the fit time).
     score_as_written: bool = False
     # Threshold calibration, on the TRAIN split only (the held-out split is never looked at): K-fold
     # out-of-fold scores of every train prompt plus respellings of it (`out_of_fold_scores`); the
