@@ -4,9 +4,9 @@ round 6).
 
 The frozen-feature heads in `semantic.py` can only re-weigh what MiniLM's sentence-similarity training kept;
 they gave "Graphic dismemberment of a body with a chainsaw" P(unsafe) 0.06 and "A person sleeping peacefully
-in bed" 0.97 out of fold. Adapting the encoder lets it learn which words carry harm. The two members
-disagree on different prompts, so the guard averages their logits (`semantic.SemanticClassifier.score`).
-Figures in `SemanticConfig.tune_rank`.
+in bed" 0.97 out of fold. Adapting the encoder lets it learn which words carry harm. Rounds 6-12 averaged
+the two members' logits (`semantic.SemanticClassifier.score`); since round 13 the shipped weights hold this
+member alone, the heads having pulled its ranking down. Figures in `SemanticConfig.tune_rank` and `frozen_weight`.
 
 The adapters are zero-initialised (B = 0), so an untrained member reads exactly MiniLM's features; at load
 time they are merged into a private copy of the encoder, so the member costs one more plain MiniLM forward
