@@ -10,8 +10,8 @@ words rejoined; as written too only when `score_as_written`) and the highest P(u
 cannot hide a prompt from the model either. A reading leaves out the request around the scene ("Generate a
 realistic video of"), which says nothing about what happens in it.
 
-Reproduce the shipped weights (`semantic.safetensors`, ~1.6 MB, never pickle; 71 min with `--workers 2` on two
-cores for the 6091 prompts of round 13, all of it the six fits of the tuned member, five for the out-of-fold
+Reproduce the shipped weights (`semantic.safetensors`, ~1.6 MB, never pickle; 81 min with `--workers 2` on two
+cores for the 7291 prompts of round 14, all of it the six fits of the tuned member, five for the out-of-fold
 calibration and the final one; those fits are independent, and on the 2516 prompts of round 6 `--workers 2` ran
 them in two processes in 68 min to the same tensors and metadata values as 96 min on one thread):
     worldsmith guard train            # or: python -m worldsmith.guardrail.semantic
@@ -159,6 +159,12 @@ class SemanticConfig:
     # Tried with this recipe, fold 0, best recall at <= 0.01 / 0.02 / 0.03 / 0.05 (not kept: within the seed spread):
     # seed 0 (as shipped) 0.925 / 0.943 / 0.950 / 0.968; seed 1 0.893 / 0.926 / 0.947 / 0.963; their logit mean
     # 0.910 / 0.941 / 0.958 / 0.966; 4 epochs instead of 3 0.905 / 0.952 / 0.958 / 0.973 (4/3 of the fit time).
+    # Round 14: the same recipe on 1200 more prompts written blind (7291; the held-out split grows 1797 -> 2160
+    # prompts, its new part harder: the round-13 guard caught 0.892 of the new unsafe prompts as written and refused
+    # 0.042 of the safe). `guard train` (81 min, --workers 2): OOF recall 0.911 at 0.0187 (threshold 0.97). Guard on
+    # all 2160 held-out prompts x 5 items, round 13 -> 14 weights: recall / false refusals 0.938 / 0.027 -> 0.922 /
+    # 0.019; best recall at <= 0.01 / 0.02 / 0.03 / 0.05 (a diagnostic) 0.827 / 0.904 / 0.941 / 0.964 -> 0.834 /
+    # 0.931 / 0.962 / 0.980. 44 of the 103 safe items refused are hard blocklist hits (respelt context terms).
     score_as_written: bool = False
     # Threshold calibration, on the TRAIN split only (the held-out split is never looked at): K-fold
     # out-of-fold scores of every train prompt plus respellings of it (`out_of_fold_scores`); the
