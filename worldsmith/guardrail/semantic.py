@@ -164,7 +164,8 @@ class SemanticConfig:
     # 0.042 of the safe). `guard train` (81 min, --workers 2): OOF recall 0.911 at 0.0187 (threshold 0.97). Guard on
     # all 2160 held-out prompts x 5 items, round 13 -> 14 weights: recall / false refusals 0.938 / 0.027 -> 0.922 /
     # 0.019; best recall at <= 0.01 / 0.02 / 0.03 / 0.05 (a diagnostic) 0.827 / 0.904 / 0.941 / 0.964 -> 0.834 /
-    # 0.931 / 0.962 / 0.980. 44 of the 103 safe items refused are hard blocklist hits (respelt context terms).
+    # 0.931 / 0.962 / 0.980. 44 of the 103 safe items refused are hard blocklist hits, 40 of them respellings, 22
+    # of them context terms (bomb, torture, massacre) written with a trick, which the blocklist refuses outright.
     score_as_written: bool = False
     # Threshold calibration, on the TRAIN split only (the held-out split is never looked at): K-fold
     # out-of-fold scores of every train prompt plus respellings of it (`out_of_fold_scores`); the
