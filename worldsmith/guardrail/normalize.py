@@ -23,6 +23,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 # Symbols read as letters when they sit inside a word. '1' is read as 'i' ("k1ll" -> "kill" after the
 # repeated-letter fold, because 'l' and 'i' are both folded to 'i' in skeletons, see _FOLD below).
@@ -110,6 +111,9 @@ def stem(word: str) -> str:
     return word
 
 
+# Cached: `Blocklist.match` asks for the same few keys hundreds of times per prompt (every single-word term
+# against every pair of neighbouring words), and the regex work here was most of the pre-guard's time.
+@lru_cache(maxsize=1 << 16)
 def skeleton(word: str, stemmed: bool = True) -> str:
     """The matching key of one (already de-leeted) word: repeats collapsed, stemmed, 'l' folded to 'i'.
 
