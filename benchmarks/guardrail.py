@@ -180,8 +180,8 @@ def video_benchmark(quick: bool) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true",
-                    help="a third of the held-out prompts with one respelling each, a lighter reference pass on every 4th "
-                         "frame (under a minute on an idle 2-core CPU)")
+                    help="a third of the held-out prompts with one respelling each, a lighter reference pass on "
+                         "every 4th frame (under a minute on an idle 2-core CPU)")
     args = ap.parse_args()
     os.environ.setdefault("WORLDSMITH_GUARD_LOG", os.devnull)  # do not fill the user's log with benchmark rows
     t0 = time.perf_counter()
