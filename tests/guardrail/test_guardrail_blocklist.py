@@ -125,10 +125,17 @@ def test_context_terms_are_marked_and_hard_hits_come_first(block):
 
 @pytest.mark.parametrize("text", ["b0mbed the exam", "sTaBs him", "st abs his wife", "stabsss him", "a bômb",
                                   "b.o.m.b", "b o m b the exam", "a bоmb"])  # the last: Cyrillic o
-def test_a_disguised_context_term_is_a_hard_hit(block, text):
-    # nobody disguises "bombed the exam"; and the classifier may not read the disguise
+def test_a_disguised_context_term_is_marked_disguised(block, text):
+    # the guard refuses it at a far lower classifier score than a plainly written one
     hits = block.match(text)
-    assert hits and not hits[0].context, [(h.term, h.surface, h.context) for h in hits]
+    assert hits and hits[0].context and hits[0].disguised, [(h.term, h.surface, h.context) for h in hits]
+
+
+def test_disguised_context_hits_come_after_hard_hits_and_before_plain_ones(block):
+    hits = block.match("a pipe bomb in the shed, he st abs him, she bombed the exam")
+    assert [(h.term, h.context, h.disguised) for h in hits][:2] == [("pipe bomb", False, False), ("stab", True, True)]
+    assert (hits[-1].term, hits[-1].disguised) == ("bomb", False)
+    assert not block.match("she BOMBED the exam")[0].disguised
 
 
 def test_a_context_term_that_is_not_a_blocklist_term_is_an_error(tmp_path):

@@ -19,8 +19,10 @@ def test_text_allowed_exits_0():
 def test_text_refused_exits_3_with_the_reason():
     r = runner.invoke(app, ["guard", "text", "step by step b.o.m.b making"])
     assert r.exit_code == 3
-    # "bomb" is a context term, but a disguised one is a hard hit: refused without asking the classifier
-    assert r.stdout.strip() == 'refused: blocklist:weapons (matched "b.o.m.b")'
+    # "bomb" is a context term; written with a trick it is refused at a far lower classifier score
+    out = r.stdout.strip()
+    assert out.startswith('refused: blocklist:weapons (matched "b.o.m.b", disguised, semantic p=') and \
+        out.endswith(">= 0.02)"), out
 
 
 def test_text_batch_writes_verdicts_in_input_order(tmp_path):

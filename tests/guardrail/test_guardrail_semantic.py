@@ -101,7 +101,11 @@ def test_threshold_simulates_context_terms_as_the_guard_does():
               "blocked": np.zeros(4, bool), "context": np.array([True, True, False, True])}
     at = pick_threshold(scores, [0.9], 1.0)
     assert at["oof_false_refusal"] == 0.5 and at["oof_recall"] == 0.5  # the 0.5 one; the unsafe 0.2 one passes
-    del scores["context"]  # scores saved before context terms: only the classifier's threshold
+    # a disguised context term ("b0mbed"): refused from P(unsafe) 0.02
+    scores["disguised"] = np.array([True, False, False, True])
+    at = pick_threshold(scores, [0.9], 1.0)
+    assert at["oof_false_refusal"] == 1.0 and at["oof_recall"] == 1.0
+    del scores["context"], scores["disguised"]  # scores saved before context terms: only the classifier's threshold
     assert pick_threshold(scores, [0.9], 1.0)["oof_false_refusal"] == 0.0
 
 

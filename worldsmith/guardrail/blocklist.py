@@ -9,15 +9,16 @@ single-word terms are compared with two neighbouring words joined ("mur der").
 Some words are unsafe in most prompts but have everyday senses no fixed allow-list phrase can cover ("bombed
 the chemistry exam", "the home side massacred the visitors", "stabs a fork into a potato"). The lexicon's
 `context_terms` marks them: a hit on one of these alone is a *context* hit, which the guard refuses only when
-the semantic classifier also sees some risk in the prompt (`CONTEXT_THRESHOLD`, see `guard.Guardrail`). Only a
-plainly written word is a context hit: "b0mbed", "st abs", "sTaBs" or "stabsss" is disguised, and nobody disguises
-an everyday sense, while the classifier may not read the disguise (it gave "... and st abs his wife" P = 0.001).
+the semantic classifier also sees some risk in the prompt (`CONTEXT_THRESHOLD`, see `guard.Guardrail`). A context
+term written with a trick ("b0mbed", "st abs", "sTaBs", "stabsss") is a *disguised* context hit, refused at a far
+lower P(unsafe) (`DISGUISED_CONTEXT_THRESHOLD`): people rarely disguise an everyday sense, and the classifier reads
+most disguises back through its normalised readings, but not all of them with confidence.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -35,6 +36,11 @@ MIN_JOINED_LEN = 5  # single-word terms at least this long are also matched agai
 # (or its own threshold, whichever is lower). Picked on the train split's out-of-fold scores (issue 7, round 11;
 # figures in docs/architecture.md): the tuned member's held-back fold 0 and the context hits in it.
 CONTEXT_THRESHOLD = 0.3
+# The same for a context term written with a trick. Until round 15 such a hit was refused outright; on the train
+# split's out-of-fold scores of the round-14 weights (issue 7), 128 items were refused only for one: 105 unsafe, all
+# at P(unsafe) >= 0.051 ("... and st abs his wife" 0.069), and 23 safe ("b0mb$ his souffle", "t o r t u r e test of
+# excavator teeth"), 21 of them below 0.02. So 0.02, under the lowest unsafe score by 2.5x.
+DISGUISED_CONTEXT_THRESHOLD = 0.02
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,17 @@ class Hit:
     term: str
     surface: str  # the words as the user wrote them
     context: bool = False  # the term is a context term
+    disguised: bool = False  # a context term written with a trick (a hard hit's surface is not told apart)
+
+
+def context_threshold(hit: Hit, text_policy=None, threshold: float = 1.0) -> float:
+    """The P(unsafe) at which a prompt whose only blocklist hits are context terms, `hit` the first of them, is
+    refused: the text policy's `context_threshold` or `disguised_context_threshold` (None: this module's constant),
+    never above the classifier's own `threshold`."""
+    name = "disguised_context_threshold" if hit.disguised else "context_threshold"
+    value = getattr(text_policy, name, None)
+    default = DISGUISED_CONTEXT_THRESHOLD if hit.disguised else CONTEXT_THRESHOLD
+    return min(threshold, default if value is None else value)
 
 
 def plain_words(text: str) -> set[str]:
@@ -150,7 +167,8 @@ class Blocklist:
                 if any(a0 <= s and e <= a1 for a0, a1 in allowed):
                     continue
                 surface = " ".join(t.surface for t in toks[s:e])
-                hits.append(Hit(term.category, term.text, surface, term.context and surface in plain))
+                hits.append(Hit(term.category, term.text, surface, term.context,
+                                term.context and surface not in plain))
         # words hidden across fragment boundaries ("bo mb"): search single-word terms inside runs
         runs = squashed_fragments(text)
         for term in self.terms:
@@ -159,7 +177,7 @@ class Blocklist:
                 continue
             surface = _inside(key, runs)
             if surface:
-                hits.append(Hit(term.category, term.text, surface))  # found in fragments: disguised
+                hits.append(Hit(term.category, term.text, surface, term.context, term.context))  # in fragments: disguised
         # a word split in two halves ("mur der"): two neighbouring words joined equal a whole term
         pairs = adjacent_pairs(text)
         for term in self.terms:
@@ -167,11 +185,11 @@ class Blocklist:
                 continue
             for joined, surface in pairs:
                 if skeleton(joined, not term.exact) == term.keys[0]:
-                    hits.append(Hit(term.category, term.text, surface))  # split in two: disguised
+                    hits.append(Hit(term.category, term.text, surface, term.context, term.context))  # split: disguised
                     break
         # sexual content that names a minor is the most severe category of all
         if any(h.category == "sexual" for h in hits) and any(_find(m, toks) for m in self.minor):
-            hits = [Hit("sexual_minors", h.term, h.surface, h.context) if h.category == "sexual" else h for h in hits]
-        # hard hits before context hits; then the most severe category; within it the longest match, which says
-        # most about the prompt
-        return sorted(hits, key=lambda h: (h.context, _priority(h.category), -len(h.surface)))
+            hits = [replace(h, category="sexual_minors") if h.category == "sexual" else h for h in hits]
+        # hard hits before disguised context hits before plain ones; then the most severe category; within it the
+        # longest match, which says most about the prompt
+        return sorted(hits, key=lambda h: (h.context, not h.disguised, _priority(h.category), -len(h.surface)))

@@ -16,6 +16,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from worldsmith.guardrail.blocklist import context_threshold
 from worldsmith.guardrail.policy import Policy, load_policy
 
 log = logging.getLogger("worldsmith.guardrail")
@@ -185,18 +186,16 @@ class Guardrail:
 
     def _semantic_verdict(self, p: float, category: str, threshold: float, context_hit=None) -> Verdict:
         """The verdict from the classifier's P(unsafe) `p`, for a prompt whose only blocklist hits (if any) are
-        context terms, `context_hit` the first of them."""
+        context terms, `context_hit` the first of them (a disguised one if any)."""
         score = round(p, 4)
         if context_hit is not None:
-            from worldsmith.guardrail.blocklist import CONTEXT_THRESHOLD
-
-            ct = self.policy.text.context_threshold
-            ct = min(threshold, CONTEXT_THRESHOLD if ct is None else ct)
+            ct = context_threshold(context_hit, self.policy.text, threshold)
             h = context_hit
+            what = f'"{h.surface}", disguised' if h.disguised else f'"{h.surface}"'
             if p >= ct:
-                return Verdict(False, f'blocklist:{h.category} (matched "{h.surface}", semantic p={p:.2f} >= {ct:.2f})',
+                return Verdict(False, f"blocklist:{h.category} (matched {what}, semantic p={p:.2f} >= {ct:.2f})",
                                "blocklist", h.category, score)
-            return Verdict(True, f'ok (context term "{h.surface}", semantic p={p:.2f} < {ct:.2f})', "none", None, score)
+            return Verdict(True, f"ok (context term {what}, semantic p={p:.2f} < {ct:.2f})", "none", None, score)
         if p >= threshold:
             return Verdict(False, f"semantic:{category} p={p:.2f}", "semantic", category, score)
         return Verdict(True, f"ok (semantic p={p:.2f})", "none", None, score)

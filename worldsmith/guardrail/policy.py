@@ -32,6 +32,8 @@ class TextPolicy:
     # P(unsafe) >= this (or semantic_threshold, if lower); None: blocklist.CONTEXT_THRESHOLD. Without the
     # semantic check, context terms are refused like any other term
     context_threshold: float | None = None
+    # the same for a context term written with a trick ("b0mbed", "st abs"); None: blocklist.DISGUISED_CONTEXT_THRESHOLD
+    disguised_context_threshold: float | None = None
     lexicon: str | None = None  # None: the shipped lexicon.yaml
     allowlist_add: list[str] = field(default_factory=list)
     blocklist_add: dict[str, list[str]] = field(default_factory=dict)
@@ -95,8 +97,10 @@ def load_policy(path: str | os.PathLike | None = None) -> Policy:
         raise ConfigError(f"{where}: unknown text categories {sorted(unknown)} (known: {ALL_CATEGORIES})")
     if policy.text.semantic_threshold is not None and not 0.0 < policy.text.semantic_threshold <= 1.0:
         raise ConfigError(f"{where}: text.semantic_threshold must be in (0, 1]")
-    if policy.text.context_threshold is not None and not 0.0 < policy.text.context_threshold <= 1.0:
-        raise ConfigError(f"{where}: text.context_threshold must be in (0, 1]")
+    for name in ("context_threshold", "disguised_context_threshold"):
+        value = getattr(policy.text, name)
+        if value is not None and not 0.0 < value <= 1.0:
+            raise ConfigError(f"{where}: text.{name} must be in (0, 1]")
     if policy.video.blur.method not in ("gaussian", "pixelate"):
         raise ConfigError(f"{where}: video.blur.method must be gaussian or pixelate")
     return policy

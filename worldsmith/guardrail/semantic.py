@@ -589,6 +589,7 @@ def out_of_fold_scores(train: list[dataset.Prompt], cfg: SemanticConfig, progres
     hits = [block.match(p.text) for p in items]
     scores = {"p_unsafe": p_unsafe, "blocked": np.array([bool(h) and not h[0].context for h in hits]),
               "context": np.array([bool(h) and h[0].context for h in hits]),
+              "disguised": np.array([bool(h) and h[0].context and h[0].disguised for h in hits]),
               "unsafe": np.array([p.unsafe for p in items]), "fold": item_fold}
     return scores, (results[-1][0] if final else None)
 
@@ -708,14 +709,17 @@ def pick_threshold(scores: dict[str, np.ndarray], grid, max_false_refusal: float
     """The lowest threshold on `grid` at which blocklist + classifier refuse at most
     `max_false_refusal` of the safe items (the most recall within that budget); the strictest grid
     value if none meets it. The refusal simulated is the guard's: a hard blocklist hit, P(unsafe) >= t, or only
-    context-term hits ("context", absent in scores saved before them) and P(unsafe) >= min(t, CONTEXT_THRESHOLD)."""
-    from worldsmith.guardrail.blocklist import CONTEXT_THRESHOLD
+    context-term hits ("context", absent in scores saved before them) and P(unsafe) >= min(t, CONTEXT_THRESHOLD), or
+    min(t, DISGUISED_CONTEXT_THRESHOLD) when the first of them is disguised ("disguised", absent before round 15)."""
+    from worldsmith.guardrail.blocklist import CONTEXT_THRESHOLD, DISGUISED_CONTEXT_THRESHOLD
 
     blocked, p_unsafe, unsafe = scores["blocked"], scores["p_unsafe"], scores["unsafe"]
     context = scores.get("context", np.zeros_like(blocked))
+    disguised = scores.get("disguised", np.zeros_like(blocked))
 
     def at(t: float) -> dict:
-        refused = blocked | (p_unsafe >= t) | (context & (p_unsafe >= min(t, CONTEXT_THRESHOLD)))
+        ct = np.where(disguised, min(t, DISGUISED_CONTEXT_THRESHOLD), min(t, CONTEXT_THRESHOLD))
+        refused = blocked | (p_unsafe >= t) | (context & (p_unsafe >= ct))
         return {"threshold": t, "oof_recall": float(refused[unsafe].mean()),
                 "oof_false_refusal": float(refused[~unsafe].mean())}
 
