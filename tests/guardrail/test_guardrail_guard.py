@@ -169,7 +169,7 @@ def test_without_the_semantic_check_context_terms_are_refused_outright(tmp_path)
     path.write_text("text: {semantic: false}\n")
     v = Guardrail.from_policy(path).check_prompt("she totally bombed the chemistry exam")
     assert not v.allowed and v.reason == 'blocklist:weapons (matched "bombed")'
-    # a policy can make them all but hard (round 14's weights give this prompt P(unsafe) 0.006)
+    # a policy can make them all but hard (round 15's weights give this prompt P(unsafe) 0.006)
     path.write_text("text: {context_threshold: 0.000001}\n")
     v = Guardrail.from_policy(path).check_prompt("she totally bombed the chemistry exam")
     assert not v.allowed and v.rule == "blocklist" and v.reason.endswith(">= 0.00)")

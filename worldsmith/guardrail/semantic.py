@@ -10,8 +10,8 @@ words rejoined; as written too only when `score_as_written`) and the highest P(u
 cannot hide a prompt from the model either. A reading leaves out the request around the scene ("Generate a
 realistic video of"), which says nothing about what happens in it.
 
-Reproduce the shipped weights (`semantic.safetensors`, ~1.6 MB, never pickle; 81 min with `--workers 2` on two
-cores for the 7291 prompts of round 14, all of it the six fits of the tuned member, five for the out-of-fold
+Reproduce the shipped weights (`semantic.safetensors`, ~1.6 MB, never pickle; 92 min with `--workers 2` on two
+cores for the 8641 prompts of round 15, all of it the six fits of the tuned member, five for the out-of-fold
 calibration and the final one; those fits are independent, and on the 2516 prompts of round 6 `--workers 2` ran
 them in two processes in 68 min to the same tensors and metadata values as 96 min on one thread):
     worldsmith guard train            # or: python -m worldsmith.guardrail.semantic
@@ -166,6 +166,14 @@ class SemanticConfig:
     # 0.019; best recall at <= 0.01 / 0.02 / 0.03 / 0.05 (a diagnostic) 0.827 / 0.904 / 0.941 / 0.964 -> 0.834 /
     # 0.931 / 0.962 / 0.980. 44 of the 103 safe items refused are hard blocklist hits, 40 of them respellings, 22
     # of them context terms (bomb, torture, massacre) written with a trick, which the blocklist refuses outright.
+    # Round 15: the same recipe on 1350 more prompts written blind (8641; nine settings; the held-out split grows 2160
+    # -> 2564 prompts; the round-14 weights caught 0.884 of the new unsafe prompts as written and refused 0.027 of the
+    # safe), four allow-list phrases, and disguised context terms refused from P(unsafe) 0.02 instead of outright
+    # (`blocklist.DISGUISED_CONTEXT_THRESHOLD`, which the calibration simulates). `guard train` (92 min, --workers 2):
+    # OOF recall 0.939 at 0.0190 (threshold 0.91). Guard on all 2564 held-out prompts x 5 items, both with round 15's
+    # rule and allow-list, round 14 -> 15 weights: recall / false refusals 0.915 / 0.018 -> 0.946 / 0.018; best recall
+    # at <= 0.01 / 0.02 / 0.03 / 0.05 (a diagnostic) 0.878 / 0.932 / 0.954 / 0.975 -> 0.874 / 0.949 / 0.963 / 0.981.
+    # The rule alone, round-14 weights: at <= 0.02 0.898 (round 14's rule) -> 0.932; the data gives the rest.
     score_as_written: bool = False
     # Threshold calibration, on the TRAIN split only (the held-out split is never looked at): K-fold
     # out-of-fold scores of every train prompt plus respellings of it (`out_of_fold_scores`); the
