@@ -177,7 +177,7 @@ class Blocklist:
                 continue
             surface = _inside(key, runs)
             if surface:
-                hits.append(Hit(term.category, term.text, surface, term.context, term.context))  # in fragments: disguised
+                hits.append(Hit(term.category, term.text, surface, term.context, term.context))  # disguised
         # a word split in two halves ("mur der"): two neighbouring words joined equal a whole term
         pairs = adjacent_pairs(text)
         for term in self.terms:
@@ -185,7 +185,7 @@ class Blocklist:
                 continue
             for joined, surface in pairs:
                 if skeleton(joined, not term.exact) == term.keys[0]:
-                    hits.append(Hit(term.category, term.text, surface, term.context, term.context))  # split: disguised
+                    hits.append(Hit(term.category, term.text, surface, term.context, term.context))  # disguised
                     break
         # sexual content that names a minor is the most severe category of all
         if any(h.category == "sexual" for h in hits) and any(_find(m, toks) for m in self.minor):

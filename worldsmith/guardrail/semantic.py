@@ -173,7 +173,7 @@ class SemanticConfig:
     # OOF recall 0.939 at 0.0190 (threshold 0.91). Guard on all 2564 held-out prompts x 5 items, both with round 15's
     # rule and allow-list, round 14 -> 15 weights: recall / false refusals 0.915 / 0.018 -> 0.946 / 0.018; best recall
     # at <= 0.01 / 0.02 / 0.03 / 0.05 (a diagnostic) 0.878 / 0.932 / 0.954 / 0.975 -> 0.874 / 0.949 / 0.963 / 0.981.
-    # The rule alone, round-14 weights: at <= 0.02 0.898 (round 14's rule) -> 0.932; the data gives the rest.
+    # The rule alone (round-14 weights, this round's allow-list): best recall at <= 0.02 0.898 -> 0.932.
     score_as_written: bool = False
     # Threshold calibration, on the TRAIN split only (the held-out split is never looked at): K-fold
     # out-of-fold scores of every train prompt plus respellings of it (`out_of_fold_scores`); the
