@@ -16,7 +16,6 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from worldsmith.guardrail.blocklist import context_threshold
 from worldsmith.guardrail.policy import Policy, load_policy
 
 log = logging.getLogger("worldsmith.guardrail")
@@ -189,6 +188,8 @@ class Guardrail:
         context terms, `context_hit` the first of them (a disguised one if any)."""
         score = round(p, 4)
         if context_hit is not None:
+            from worldsmith.guardrail.blocklist import context_threshold
+
             ct = context_threshold(context_hit, self.policy.text, threshold)
             h = context_hit
             what = f'"{h.surface}", disguised' if h.disguised else f'"{h.surface}"'
