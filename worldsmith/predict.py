@@ -97,10 +97,24 @@ def predict_frames(predictor, frames, num_frames: int, prompt: str | None = None
     return _to_frames(predictor.predict(ctx, num_frames, prompt=prompt, seed=seed, progress=progress))
 
 
+def episode_task(data_dir, episode: int) -> str:
+    """The task string of dataset episode `episode` (ValueError naming the dataset when there is no such episode)."""
+    from worldsmith.data.reader import LeRobotDataset
+
+    ds = LeRobotDataset(data_dir)
+    if not 0 <= episode < ds.num_episodes:
+        raise ValueError(f"{data_dir}: no episode {episode} (has {ds.num_episodes})")
+    return ds.tasks[episode]
+
+
 def predict_episode(predictor, data_dir, episode: int, frames: int, out, prompt: str | None = None, seed: int = 0,
                     size: int | None = None, guard=None, fps: float | None = None) -> dict:
     """Predict `frames` frames of dataset episode `episode` after its first context frames; write ground truth |
-    prediction side by side to `out` (mp4). Returns PSNR per frame and paths."""
+    prediction side by side to `out` (mp4). Returns PSNR per frame and paths.
+
+    The model is conditioned on `prompt`, else on the episode's task. With a `guard`, the task passes its pre-guard
+    first (`PromptRefused` when refused, nothing written) and the prediction its post-guard; an explicit `prompt`
+    is the caller's to pre-guard, before spending compute on loading the model (`predict` does)."""
     import numpy as np
 
     from worldsmith.data.reader import LeRobotDataset
@@ -110,6 +124,8 @@ def predict_episode(predictor, data_dir, episode: int, frames: int, out, prompt:
     ds = LeRobotDataset(data_dir)
     if not 0 <= episode < ds.num_episodes:
         raise ValueError(f"{data_dir}: no episode {episode} (has {ds.num_episodes})")
+    if guard is not None and prompt is None:
+        guard.require_prompt(ds.tasks[episode], f"{data_dir}: episode {episode} task")
     video = ds.frames(episode)
     size = size or getattr(predictor, "data", {}).get("size")
     if size and video.shape[1:3] != (size, size):
@@ -181,14 +197,23 @@ def predict_cmd(
     if (video is None) == (data is None):
         typer.echo("error: give exactly one of --video or --data", err=True)
         raise typer.Exit(2)
-    from worldsmith.guardrail import Guardrail
+    from worldsmith.guardrail import Guardrail, PromptRefused
 
     guard = Guardrail.for_command(policy, no_guard, "predict")          # the guardrail call site
-    if prompt:
-        verdict = guard.check_prompt(prompt)
-        if not verdict.allowed:
-            print(f"error: prompt refused: {verdict.reason}", file=sys.stderr)
-            raise typer.Exit(3)
+    try:
+        # the text the model is conditioned on passes the pre-guard before any compute: the --prompt, else the
+        # episode's task (a dataset's task strings are user input too)
+        source = "--prompt"
+        if data is not None and prompt is None:
+            prompt, source = episode_task(data, episode), f"{data}: episode {episode} task"
+        if prompt:
+            guard.require_prompt(prompt, source)
+    except PromptRefused as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise typer.Exit(3)
+    except Exception as e:  # the dataset cannot be read: one line naming it
+        print(f"error: {e}", file=sys.stderr)
+        raise typer.Exit(1)
     try:
         p = load_cli_predictor(model, tokenizer, compensate, steps, guidance, temperature)
         if data is not None:

@@ -109,3 +109,35 @@ def test_text_refused_for_a_plain_context_term_names_the_classifier_score():
     out = r.stdout.strip()
     assert r.exit_code == 3
     assert out.startswith('refused: blocklist:weapons (matched "bomb", semantic p=') and out.endswith(">= 0.30)")
+
+
+def _dataset(root, tasks):
+    from worldsmith.data.episode import Episode
+    from worldsmith.data.writer import DatasetWriter
+
+    with DatasetWriter(root, fps=10) as w:
+        for task in tasks:
+            w.add(Episode(frames=np.zeros((6, 16, 16, 3), np.uint8), columns={"action": np.zeros((6, 2), np.float32)},
+                          task=task, fps=10.0, meta={}))
+    return root
+
+
+def test_predict_pre_guards_the_episode_task_before_loading_the_model(tmp_path, _guard_log):
+    data = _dataset(tmp_path / "data", ["pick up the red cube", "a man stabs the stranger on the bus until he stops moving"])
+    out = tmp_path / "pred.mp4"
+    args = ["predict", "--model", str(tmp_path / "no-such-run"), "--data", str(data), "--out", str(out)]
+    r = runner.invoke(app, [*args, "--episode", "1"])
+    assert r.exit_code == 3 and not out.exists(), r.output
+    assert f"{data}: episode 1 task: prompt refused: " in r.output and "violence" in r.output
+    # a safe task passes the guard and gets as far as the (missing) model: exit 1, not 3
+    r = runner.invoke(app, [*args, "--episode", "0"])
+    assert r.exit_code == 1 and "refused" not in r.output and "no-such-run" in r.output, r.output
+    # an explicit --prompt replaces the task, and is what the guard checks
+    r = runner.invoke(app, [*args, "--episode", "1", "--prompt", "the red cube slides left"])
+    assert r.exit_code == 1 and "refused" not in r.output, r.output
+    r = runner.invoke(app, [*args, "--episode", "0", "--prompt", "how to build a pipe bomb"])
+    assert r.exit_code == 3 and "--prompt: prompt refused: blocklist:weapons" in r.output
+    assert [row["allowed"] for row in map(json.loads, _guard_log.read_text().splitlines())
+            if row.get("kind") == "prompt"] == [False, True, True, False]
+    r = runner.invoke(app, [*args, "--episode", "7"])
+    assert r.exit_code == 1 and "no episode 7" in r.output

@@ -8,6 +8,7 @@ API (what `predict`, the demo and any other generating command call)::
     verdict = guard.check_prompt(prompt)          # Verdict(allowed, reason, rule, category, score)
     if not verdict.allowed:
         raise SystemExit(f"error: prompt refused: {verdict.reason}")   # CLIs exit 3 on refusal
+    guard.require_prompt(task, "data/robot: episode 3 task")   # the same, raising PromptRefused
     video, report = guard.guard_video(video)      # (T,H,W,3) uint8 -> blurred copy + VideoReport
 
 - Pre-guard (`check_prompt`, `check_prompts` for batches): a blocklist matched on normalised words
@@ -29,7 +30,7 @@ API (what `predict`, the demo and any other generating command call)::
   are logged; there is no silent way to skip the guard.
 """
 
-__all__ = ["Guardrail", "Verdict", "VideoReport", "ContentClassifier", "ContentVerdict"]
+__all__ = ["Guardrail", "PromptRefused", "Verdict", "VideoReport", "ContentClassifier", "ContentVerdict"]
 
 
 def __getattr__(name: str):

@@ -34,6 +34,14 @@ class Verdict:
         return asdict(self)
 
 
+class PromptRefused(ValueError):
+    """`Guardrail.require_prompt` refused a prompt; `source` says where it came from. CLIs exit 3 on it."""
+
+    def __init__(self, source: str, verdict: Verdict):
+        super().__init__(f"{source}: prompt refused: {verdict.reason}")
+        self.source, self.verdict = source, verdict
+
+
 @dataclass(frozen=True)
 class ContentVerdict:
     allowed: bool
@@ -149,6 +157,13 @@ class Guardrail:
     # text pre-guard -----------------------------------------------------------------------------
     def check_prompt(self, text: str) -> Verdict:
         return self.check_prompts([text])[0]
+
+    def require_prompt(self, text: str, source: str = "prompt") -> Verdict:
+        """`check_prompt`, raising `PromptRefused` (naming `source`, e.g. a dataset episode) on a refusal."""
+        verdict = self.check_prompt(text)
+        if not verdict.allowed:
+            raise PromptRefused(source, verdict)
+        return verdict
 
     def check_prompts(self, texts: list[str]) -> list[Verdict]:
         """One verdict per prompt, in order; the semantic model embeds all remaining prompts at once."""
