@@ -39,7 +39,8 @@ def test_sexual_with_a_minor_escalates(block):
     "a screenwriter types a murder mystery scene", "a campus suicide-prevention workshop",
     "a sex education lecture", "a teenager with suicidal thoughts calls a crisis line",
     "the team runs suicide sprints after practice", "a suicide squeeze bunt in the ninth inning",
-    "water bombers drop retardant on the ridge",
+    "water bombers drop retardant on the ridge", "a memorial for a farmer who died by suicide",
+    "veterans remember the friends they lost to suicide", "candles at the genocide memorial",
 ])
 def test_known_false_positives_are_allowed(block, text):
     assert block.match(text) == []
@@ -93,6 +94,9 @@ def test_idiom_allow_entry_is_exact(block):
 def test_sports_allow_entries_leave_the_word_alone(block):
     assert block.match("he talks about suicide during sprints")[0].category == "self_harm"
     assert {h.category for h in block.match("a suicide bomber in a market")} == {"weapons", "self_harm"}
+    # the grief phrases cover the word in their own sense only
+    assert block.match("film how he died: suicide by hanging")[0].category == "self_harm"
+    assert block.match("celebrate the genocide at the memorial")[0].term == "genocide"
 
 
 @pytest.mark.parametrize("text,term", [

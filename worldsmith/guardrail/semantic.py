@@ -10,8 +10,8 @@ words rejoined; as written too only when `score_as_written`) and the highest P(u
 cannot hide a prompt from the model either. A reading leaves out the request around the scene ("Generate a
 realistic video of"), which says nothing about what happens in it.
 
-Reproduce the shipped weights (`semantic.safetensors`, ~1.6 MB, never pickle; 92 min with `--workers 2` on two
-cores for the 8641 prompts of round 15, all of it the six fits of the tuned member, five for the out-of-fold
+Reproduce the shipped weights (`semantic.safetensors`, ~1.6 MB, never pickle; 117 min with `--workers 2` on two
+cores for the 9841 prompts of round 16, all of it the six fits of the tuned member, five for the out-of-fold
 calibration and the final one; those fits are independent, and on the 2516 prompts of round 6 `--workers 2` ran
 them in two processes in 68 min to the same tensors and metadata values as 96 min on one thread):
     worldsmith guard train            # or: python -m worldsmith.guardrail.semantic
@@ -174,6 +174,12 @@ class SemanticConfig:
     # rule and allow-list, round 14 -> 15 weights: recall / false refusals 0.915 / 0.018 -> 0.946 / 0.018; best recall
     # at <= 0.01 / 0.02 / 0.03 / 0.05 (a diagnostic) 0.878 / 0.932 / 0.954 / 0.975 -> 0.874 / 0.949 / 0.963 / 0.981.
     # The rule alone (round-14 weights, this round's allow-list): best recall at <= 0.02 0.898 -> 0.932.
+    # Round 16: 1200 more prompts written blind (9841; eight settings, the unsafe ones mostly violence and self-harm
+    # told as acts, the safe half hard look-alikes: care, grief, accidents, butchery; the round-15 weights caught
+    # 0.882 of the new unsafe prompts as written and refused 0.032 of the safe) and three grief allow-list phrases.
+    # `guard train` (117 min, --workers 2): OOF recall 0.939 at 0.0194 (threshold 0.92). Guard on all 2930 held-out
+    # prompts x 5 items, round 15 -> 16 weights: recall / false refusals 0.942 / 0.021 -> 0.955 / 0.021; best recall
+    # at <= 0.01 / 0.02 / 0.03 / 0.05 (a diagnostic) 0.867 / 0.941 / 0.954 / 0.978 -> 0.896 / 0.949 / 0.970 / 0.983.
     score_as_written: bool = False
     # Threshold calibration, on the TRAIN split only (the held-out split is never looked at): K-fold
     # out-of-fold scores of every train prompt plus respellings of it (`out_of_fold_scores`); the
