@@ -101,10 +101,14 @@ def episode_task(data_dir, episode: int) -> str:
     """The task string of dataset episode `episode` (ValueError naming the dataset when there is no such episode)."""
     from worldsmith.data.reader import LeRobotDataset
 
-    ds = LeRobotDataset(data_dir)
+    return _check_episode(LeRobotDataset(data_dir), data_dir, episode).tasks[episode]
+
+
+def _check_episode(ds, data_dir, episode: int):
+    """`ds` (a LeRobotDataset), or ValueError naming the dataset when it has no episode `episode`."""
     if not 0 <= episode < ds.num_episodes:
         raise ValueError(f"{data_dir}: no episode {episode} (has {ds.num_episodes})")
-    return ds.tasks[episode]
+    return ds
 
 
 def predict_episode(predictor, data_dir, episode: int, frames: int, out, prompt: str | None = None, seed: int = 0,
@@ -121,9 +125,7 @@ def predict_episode(predictor, data_dir, episode: int, frames: int, out, prompt:
     from worldsmith.eval.metrics import psnr_per_frame
     from worldsmith.video import resize_video, write_video
 
-    ds = LeRobotDataset(data_dir)
-    if not 0 <= episode < ds.num_episodes:
-        raise ValueError(f"{data_dir}: no episode {episode} (has {ds.num_episodes})")
+    ds = _check_episode(LeRobotDataset(data_dir), data_dir, episode)
     if guard is not None and prompt is None:
         guard.require_prompt(ds.tasks[episode], f"{data_dir}: episode {episode} task")
     video = ds.frames(episode)
