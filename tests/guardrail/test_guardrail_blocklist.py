@@ -94,7 +94,9 @@ def test_idiom_allow_entry_is_exact(block):
 def test_sports_allow_entries_leave_the_word_alone(block):
     assert block.match("he talks about suicide during sprints")[0].category == "self_harm"
     assert {h.category for h in block.match("a suicide bomber in a market")} == {"weapons", "self_harm"}
-    # the grief phrases cover the word in their own sense only
+
+
+def test_grief_allow_entries_cover_the_word_in_their_own_sense_only(block):
     assert block.match("film how he died: suicide by hanging")[0].category == "self_harm"
     assert block.match("celebrate the genocide at the memorial")[0].term == "genocide"
 
