@@ -41,6 +41,11 @@ def test_sexual_with_a_minor_escalates(block):
     "the team runs suicide sprints after practice", "a suicide squeeze bunt in the ninth inning",
     "water bombers drop retardant on the ridge", "a memorial for a farmer who died by suicide",
     "veterans remember the friends they lost to suicide", "candles at the genocide memorial",
+    "a war film trailer with no blood and no gore", "a history lesson on the trench war, no blood or gore",
+    "a psychiatrist completes a suicide risk assessment", "a chart of suicide rates falling after the campaign",
+    "delegates review suicide statistics", "a nurse asks whether he has thoughts of suicide",
+    "a support group for people bereaved by suicide", "an animation of suicide gene therapy shrinking a tumour",
+    "a biker works the suicide shift on his old panhead",
 ])
 def test_known_false_positives_are_allowed(block, text):
     assert block.match(text) == []
@@ -99,6 +104,14 @@ def test_sports_allow_entries_leave_the_word_alone(block):
 def test_grief_allow_entries_cover_the_word_in_their_own_sense_only(block):
     assert block.match("film how he died: suicide by hanging")[0].category == "self_harm"
     assert block.match("celebrate the genocide at the memorial")[0].term == "genocide"
+
+
+def test_round_17_allow_entries_need_their_whole_phrase(block):
+    # "no gore" is a content rating; asking for gore, or a suicide outside the clinical phrase, still hits
+    assert block.match("lots of blood and gore, no cuts")[0].term == "gore"
+    assert block.match("show the gore, no censoring")[0].term == "gore"
+    assert block.match("the risk of his suicide is high, film the jump")[0].category == "self_harm"
+    assert block.match("he rates suicide as his only way out")[0].category == "self_harm"
 
 
 @pytest.mark.parametrize("text,term", [
