@@ -10,8 +10,8 @@ words rejoined; as written too only when `score_as_written`) and the highest P(u
 cannot hide a prompt from the model either. A reading leaves out the request around the scene ("Generate a
 realistic video of"), which says nothing about what happens in it.
 
-Reproduce the shipped weights (`semantic.safetensors`, ~1.6 MB, never pickle; 117 min with `--workers 2` on two
-cores for the 9841 prompts of round 16, all of it the six fits of the tuned member, five for the out-of-fold
+Reproduce the shipped weights (`semantic.safetensors`, ~1.6 MB, never pickle; 139 min with `--workers 2` on two
+cores for the 10801 prompts of round 17, all of it the six fits of the tuned member, five for the out-of-fold
 calibration and the final one; those fits are independent, and on the 2516 prompts of round 6 `--workers 2` ran
 them in two processes in 68 min to the same tensors and metadata values as 96 min on one thread):
     worldsmith guard train            # or: python -m worldsmith.guardrail.semantic
@@ -180,6 +180,13 @@ class SemanticConfig:
     # `guard train` (117 min, --workers 2): OOF recall 0.939 at 0.0194 (threshold 0.92). Guard on all 2930 held-out
     # prompts x 5 items, round 15 -> 16 weights: recall / false refusals 0.942 / 0.021 -> 0.955 / 0.021; best recall
     # at <= 0.01 / 0.02 / 0.03 / 0.05 (a diagnostic) 0.867 / 0.941 / 0.954 / 0.978 -> 0.896 / 0.949 / 0.970 / 0.983.
+    # Round 17: 960 more prompts written blind (10801; eight settings, half safe look-alikes: violent verbs used
+    # harmlessly, self-harm words in care and grief, atrocity words used factually; the round-16 guard caught 0.906
+    # of the new unsafe prompts as written and refused 0.110 of the safe), nine allow-list phrases and suicide /
+    # suicidal as context terms. `guard train` (139 min, --workers 2, on a busy machine): OOF recall 0.913 at 0.0179
+    # (threshold 0.98) under the training-time lexicon, 0.937 at 0.0197 (threshold 0.95) with the context terms
+    # (the flags recomputed over the same out-of-fold scores). Guard on all 3190 held-out prompts x 5 items, both
+    # under round 17's lexicon, round 16 -> 17 weights: recall / false refusals 0.953 / 0.024 -> 0.948 / 0.019.
     score_as_written: bool = False
     # Threshold calibration, on the TRAIN split only (the held-out split is never looked at): K-fold
     # out-of-fold scores of every train prompt plus respellings of it (`out_of_fold_scores`); the
