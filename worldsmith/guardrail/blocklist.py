@@ -8,8 +8,7 @@ single-word terms are compared with two neighbouring words joined ("mur der").
 
 Some words are unsafe in most prompts but have everyday senses no fixed allow-list phrase can cover ("bombed
 the chemistry exam", "the home side massacred the visitors", "stabs a fork into a potato", "a suicide risk
-assessment"). The lexicon's
-`context_terms` marks them: a hit on one of these alone is a *context* hit, which the guard refuses only when
+assessment"). The lexicon's `context_terms` marks them: a hit on one of these alone is a *context* hit, which the guard refuses only when
 the semantic classifier also sees some risk in the prompt (`CONTEXT_THRESHOLD`, see `guard.Guardrail`). A context
 term written with a trick ("b0mbed", "st abs", "sTaBs", "stabsss") is a *disguised* context hit, refused at a far
 lower P(unsafe) (`DISGUISED_CONTEXT_THRESHOLD`): people rarely disguise an everyday sense, and the classifier reads

@@ -155,7 +155,7 @@ def train_cmd(
                                "CPU's at float level. Not yet seen to finish on a GPU (an H100 ran every fit)."),
 ) -> None:
     """Retrain the semantic classifier from the shipped labelled prompts (reproduces the shipped weights:
-    139 min with --workers 2 on two cores); the refusal threshold is calibrated on
+    139 min with --workers 2 on two busy cores); the refusal threshold is calibrated on
     K-fold out-of-fold scores of the train split and stored with them.
 
     Example: worldsmith guard train --out /tmp/semantic.safetensors
