@@ -30,6 +30,13 @@ def test_sexual_with_a_minor_escalates(block):
     assert block.match("a naked child")[0].category == "sexual_minors"
 
 
+@pytest.mark.parametrize("text", ["a sexual scene with a child", "sexually posed teen girls", "a s3xual scene with a kid"])
+def test_a_sexual_context_term_with_a_minor_is_a_hard_hit(block, text):
+    # "sexual" is a context term (round 18), but next to a minor it is refused outright, never left to the classifier
+    hit = block.match(text)[0]
+    assert (hit.category, hit.context, hit.disguised) == ("sexual_minors", False, False), hit
+
+
 @pytest.mark.parametrize("text", [
     "Xbox controller on a desk", "kill the process that hangs", "a bath bomb fizzing in the tub",
     "robot arm cuts the cake", "photo shoot in a studio", "shoot a video of the sunset",
@@ -112,6 +119,18 @@ def test_round_17_allow_entries_need_their_whole_phrase(block):
     assert block.match("show the gore, no censoring")[0].term == "gore"
     assert block.match("the risk of his suicide is high, film the jump")[0].category == "self_harm"
     assert block.match("he rates suicide as his only way out")[0].category == "self_harm"
+
+
+@pytest.mark.parametrize("text,term", [
+    ("a sexual harassment training video for new managers", "sexual"),
+    ("a nurse course on sexual assault evidence kits", "sexual"),
+    ("documentary about the Rwandan genocide, survivors interviewed", "genocide"),
+    ("trauma surgeons train on a mannequin, no real blood or gore", "gore"),
+    ("dump truck u n l o a d i n g ore at the pit", "gore"),  # the spacing search finds "g ore"; plain, not hard
+])
+def test_round_18_context_terms_leave_everyday_senses_to_the_classifier(block, text, term):
+    hits = block.match(text)
+    assert hits and all(h.context for h in hits) and hits[0].term == term, hits
 
 
 @pytest.mark.parametrize("text,term", [

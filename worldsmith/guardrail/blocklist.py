@@ -187,9 +187,11 @@ class Blocklist:
                 if skeleton(joined, not term.exact) == term.keys[0]:
                     hits.append(Hit(term.category, term.text, surface, term.context, term.context))  # disguised
                     break
-        # sexual content that names a minor is the most severe category of all
+        # sexual content that names a minor is the most severe category of all, and refused outright even when the
+        # sexual word is a context term: no everyday sense is worth the classifier's judgement there
         if any(h.category == "sexual" for h in hits) and any(_find(m, toks) for m in self.minor):
-            hits = [replace(h, category="sexual_minors") if h.category == "sexual" else h for h in hits]
+            hits = [replace(h, category="sexual_minors", context=False, disguised=False) if h.category == "sexual"
+                    else h for h in hits]
         # hard hits before disguised context hits before plain ones; then the most severe category; within it the
         # longest match, which says most about the prompt
         return sorted(hits, key=lambda h: (h.context, not h.disguised, _priority(h.category), -len(h.surface)))
