@@ -1,6 +1,10 @@
 """The labelled prompt set and its splits: held-out prompts never reach training or calibration."""
 
-from worldsmith.guardrail.dataset import LABELS, Prompt, folds, load_prompts, split, split_draw
+import pytest
+
+from worldsmith.guardrail import dataset
+from worldsmith.guardrail.dataset import (LABELS, PROMPTS, SEALED_PROMPTS, Prompt, folds, load_prompts, split,
+                                        split_draw)
 
 
 def test_calibration_never_sees_heldout_prompts():
@@ -43,3 +47,19 @@ def test_adding_prompts_never_moves_existing_ones_between_splits():
     _, held_grown = split(mixed, 0.3, 0)
     assert {p.text for p in held} == {p.text for p in held_grown if p not in extra}
     assert split_draw("some prompt", 0) == split_draw("some prompt", 0) != split_draw("some prompt", 1)
+
+
+def test_the_sealed_set_is_disjoint_from_the_training_prompts_and_covers_every_label():
+    """The sealed prompts estimate the guard on text nothing was fitted to: none may appear in prompts.txt, where
+    training, calibration or error analysis could see it (compared case-folded, spaces squeezed)."""
+    norm = lambda t: " ".join(t.casefold().split())  # noqa: E731
+    sealed = load_prompts(SEALED_PROMPTS)
+    assert len(sealed) == 1200 and len({norm(p.text) for p in sealed}) == 1200
+    assert not {norm(p.text) for p in sealed} & {norm(p.text) for p in load_prompts()}
+    assert {p.label for p in sealed} == set(LABELS) and sum(p.unsafe for p in sealed) == 600
+
+
+def test_a_bad_line_names_its_file_and_line(monkeypatch):
+    monkeypatch.setattr(dataset, "prompts_text", lambda name=PROMPTS: "# header\nsafe\ta cat\nunsafe\tthis label is wrong\n")
+    with pytest.raises(ValueError, match=r"^sealed_prompts\.txt:3: expected"):
+        load_prompts(SEALED_PROMPTS)
