@@ -187,6 +187,11 @@ class SemanticConfig:
     # (threshold 0.98) under the training-time lexicon, 0.937 at 0.0197 (threshold 0.95) with the context terms
     # (the flags recomputed over the same out-of-fold scores). Guard on all 3190 held-out prompts x 5 items, both
     # under round 17's lexicon, round 16 -> 17 weights: recall / false refusals 0.953 / 0.024 -> 0.948 / 0.019.
+    # Round 18, no retraining: sexual, sexually, genocide and gore made context terms (train-split evidence, see
+    # lexicon.yaml); the same out-of-fold scores then calibrate to 0.93, OOF recall 0.943 at 0.0196. Guard on the
+    # same held-out items, round-17 weights, round 17 -> 18 lexicon and threshold: 0.948 / 0.019 -> 0.955 / 0.019.
+    # On the sealed set (dataset.SEALED_PROMPTS, 1200 prompts written blind in round 18 x 5 items): 0.934 / 0.015 ->
+    # 0.939 / 0.018.
     score_as_written: bool = False
     # Threshold calibration, on the TRAIN split only (the held-out split is never looked at): K-fold
     # out-of-fold scores of every train prompt plus respellings of it (`out_of_fold_scores`); the
