@@ -191,6 +191,35 @@ def test_fits_in_worker_processes_match_one_process(one_thread):
     assert c2.meta["run"] == "toy" and c1.meta["final_loss"] == c2.meta["final_loss"]
 
 
+def test_an_interrupted_run_resumes_from_its_kept_fits(one_thread, tmp_path, monkeypatch):
+    """`guard train --checkpoints DIR`: each finished fit is kept, a rerun reads the kept ones back and runs only the
+    missing ones, to the same scores and weights; a fit kept for another recipe is not reused."""
+    from worldsmith.guardrail import dataset, semantic
+
+    prompts = dataset.load_prompts()
+    train = prompts[:8] + [p for p in prompts if p.unsafe][:8]
+    cfg = SemanticConfig(epochs=3, heads=1, folds=2, adversarial_per_prompt=1, tune_epochs=1, tune_batch=8)
+    s1, c1 = semantic.out_of_fold_scores(train, cfg, final=True, meta={"run": "toy"}, checkpoints=tmp_path)
+    kept = sorted(p.name for p in tmp_path.iterdir())
+    assert len(kept) == 3 and sum(name.endswith(".safetensors") for name in kept) == 1  # two folds + the final fit
+    assert not any(".tmp" in name for name in kept)
+    (tmp_path / kept[0]).unlink()  # as if the run had been stopped before this fit finished
+    stages = []
+    real_fit = semantic._do_fit
+    monkeypatch.setattr(semantic, "_do_fit", lambda job, *a: stages.append(job.stage) or real_fit(job, *a))
+    s2, c2 = semantic.out_of_fold_scores(train, cfg, final=True, meta={"run": "toy"}, checkpoints=tmp_path)
+    assert len(stages) == 1 and sorted(p.name for p in tmp_path.iterdir()) == kept
+    assert np.array_equal(s1["p_unsafe"], s2["p_unsafe"])
+    assert np.array_equal(c1.weight, c2.weight) and all(np.array_equal(c1.tuned.lora[k], c2.tuned.lora[k])
+                                                        for k in c1.tuned.lora)
+    assert c2.meta["run"] == "toy" and str(c1.meta["final_loss"]) == str(c2.meta["final_loss"])
+    # another recipe, or other prompts, make other keys: nothing kept is reused
+    job = semantic._FitJob([(["a cat"], 0)], "fold 1/2: ", ["a dog"])
+    assert semantic._fit_key(job, cfg) != semantic._fit_key(job, SemanticConfig(epochs=4, heads=1, folds=2))
+    assert semantic._fit_key(job, cfg) != semantic._fit_key(semantic._FitJob([(["a cow"], 0)], job.stage, ["a dog"]),
+                                                            cfg)
+
+
 _ORPHAN_SCRIPT = '''
 import multiprocessing, os, sys, time
 from worldsmith.guardrail.semantic import _worker_init

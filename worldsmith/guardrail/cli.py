@@ -153,12 +153,15 @@ def train_cmd(
     device: str = typer.Option("cpu", "--device", help="Torch device of every fit and of MiniLM's passes (cpu, "
                                "cuda, cuda:1); on a GPU --workers defaults to 1. The weights then differ from the "
                                "CPU's at float level. Not yet seen to finish on a GPU (an H100 ran every fit)."),
+    checkpoints: Optional[Path] = typer.Option(None, "--checkpoints", help="Folder that keeps each finished fit; "
+                                               "run the same command again to resume an interrupted run (a kept fit "
+                                               "is reused only for the same recipe, prompts, stage and device)."),
 ) -> None:
     """Retrain the semantic classifier from the shipped labelled prompts (reproduces the shipped weights:
     139 min with --workers 2 on two busy cores); the refusal threshold is calibrated on
     K-fold out-of-fold scores of the train split and stored with them.
 
-    Example: worldsmith guard train --out /tmp/semantic.safetensors
+    Example: worldsmith guard train --out /tmp/semantic.safetensors --checkpoints /tmp/guard-fits
     """
     from rich.progress import Progress
 
@@ -191,7 +194,7 @@ def train_cmd(
             if log:
                 log(what)
 
-        clf = train_classifier(cfg, workers=workers, progress=progress)
+        clf = train_classifier(cfg, workers=workers, progress=progress, checkpoints=checkpoints)
     clf.save(target)
     calib = json.loads(clf.meta["calibration"])
     typer.echo(f"wrote {target}: {clf.meta['train_examples']} training texts, final loss {clf.meta['final_loss']}; "

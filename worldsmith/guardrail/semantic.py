@@ -22,6 +22,7 @@ the refusal threshold calibrated on K-fold out-of-fold scores of that train spli
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -577,14 +578,15 @@ def _fits_heads(cfg: SemanticConfig) -> bool:
 
 
 def out_of_fold_scores(train: list[dataset.Prompt], cfg: SemanticConfig, progress=None, workers: int = 1,
-                       final: bool = False, meta: dict | None = None):
+                       final: bool = False, meta: dict | None = None, checkpoints: Path | None = None):
     """K-fold out-of-fold scores over the whole TRAIN split: the head is fitted `folds` times, each on
     the other folds (with their respellings), and scores the prompts of its held-back fold plus two
     respellings of each (as the benchmark respells held-out prompts, with a seed of the train side's
     own). Every train prompt is scored once by a model that never saw it, so the threshold is picked
     on ~4x more safe prompts than one validation part gives (issue 7: a 246-prompt part moved the
     threshold 0.84 <-> 0.95 on float noise). With `final`, also the fit on the whole train split
-    (carrying `meta`). The fits are independent: one after another, or in `workers` processes.
+    (carrying `meta`). The fits are independent: one after another, or in `workers` processes. With
+    `checkpoints`, a folder, each finished fit is kept there and a fit found there is not run again (`_run_fits`).
 
     Returns (scores, classifier or None); scores are arrays over the scored items: p_unsafe, blocked
     (blocklist hit), unsafe, fold."""
@@ -608,7 +610,7 @@ def out_of_fold_scores(train: list[dataset.Prompt], cfg: SemanticConfig, progres
                             [items[i].text for i in idx]))
     if final:
         jobs.append(_FitJob(groups, "final fit: ", None, meta))
-    results = _run_fits(jobs, cfg, progress, workers)
+    results = _run_fits(jobs, cfg, progress, workers, checkpoints)
     p_unsafe = np.zeros(len(items))
     for f in range(cfg.folds):
         p_unsafe[item_fold == f] = results[f][1]
@@ -686,35 +688,90 @@ def _do_fit_in_worker(job: _FitJob, cfg: SemanticConfig):
     return _do_fit(job, cfg, progress)
 
 
-def _run_fits(jobs: list[_FitJob], cfg: SemanticConfig, progress, workers: int) -> list:
+def _fit_key(job: _FitJob, cfg: SemanticConfig) -> str:
+    """What a fit's result depends on: the recipe, the stage, every training text and label, the texts it scores, the
+    metadata it carries and the device it runs on (a GPU fit differs from a CPU one at float level)."""
+    from worldsmith import text
+
+    what = {"format": 1, "cfg": asdict(cfg), "stage": job.stage, "groups": job.groups, "score": job.score_texts,
+            "meta": job.meta, "device": str(text.model_device())}
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def _checkpoint_path(folder: Path, key: str, job: _FitJob) -> Path:
+    return folder / (f"fit-{key}.npy" if job.score_texts is not None else f"fit-{key}.safetensors")
+
+
+def _load_fit(folder: Path, key: str, job: _FitJob):
+    """A kept fit's `_do_fit` result, or None when there is none."""
+    path = _checkpoint_path(folder, key, job)
+    if not path.is_file():
+        return None
+    return (None, np.load(path)) if job.score_texts is not None else (SemanticClassifier.load(path), None)
+
+
+def _keep_fit(folder: Path, key: str, job: _FitJob, result) -> None:
+    """Write a finished fit under a temporary name and rename it, so an interrupted write leaves no checkpoint."""
+    path = _checkpoint_path(folder, key, job)
+    folder.mkdir(parents=True, exist_ok=True)
+    if job.score_texts is None:
+        result[0].save(path)  # writes a temporary file and renames it
+        return
+    tmp = path.with_name(path.name + ".tmp.npy")
+    np.save(tmp, result[1])
+    os.replace(tmp, path)
+
+
+def _run_fits(jobs: list[_FitJob], cfg: SemanticConfig, progress, workers: int,
+              checkpoints: Path | None = None) -> list:
     """Each job's `_do_fit`, in order. The fits are independent and seed themselves, so `workers` > 1 runs
     them in that many processes (spawned, one torch thread each) to the same weights as one process with
-    one thread; progress then counts finished fits, and names the stage and step of each running one."""
-    if workers <= 1 or len(jobs) <= 1:
-        return [_do_fit(job, cfg, progress) for job in jobs]
+    one thread; progress then counts finished fits, and names the stage and step of each running one.
+
+    With `checkpoints` (a folder), each fit is kept there as it finishes, under a key of everything its result
+    depends on (`_fit_key`), and a fit already kept is read back instead of run: an interrupted `guard train`
+    (a 2-hour CPU run, a lost session) resumes where it stopped, to the same weights as one uninterrupted run."""
+    results: list = [None] * len(jobs)
+    keys = [_fit_key(job, cfg) for job in jobs] if checkpoints is not None else None
+    todo = []
+    for i, job in enumerate(jobs):
+        kept = _load_fit(checkpoints, keys[i], job) if checkpoints is not None else None
+        if kept is None:
+            todo.append(i)
+        else:
+            results[i] = kept
+
+    def record(i: int, result) -> None:
+        results[i] = result
+        if checkpoints is not None:
+            _keep_fit(checkpoints, keys[i], jobs[i], result)
+
+    if workers <= 1 or len(todo) <= 1:
+        for i in todo:
+            record(i, _do_fit(jobs[i], cfg, progress))
+        return results
     import multiprocessing
     import queue as queue_module
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     from worldsmith import text
 
-    workers = min(workers, len(jobs))
+    workers = min(workers, len(todo))
     cache = {k: v for k, v in text._layer_cache.items() if k[1] == ("", tuple(cfg.layers))}
     context = multiprocessing.get_context("spawn")
     steps = context.Queue() if progress else None
     running: dict[str, str] = {}  # a running fit's stage label -> its latest step, as the bar shows it
     closed: set[str] = set()  # finished fits' stage labels (their last steps may still be queued)
-    results: list = [None] * len(jobs)
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
                              initargs=(cache, steps, os.getpid(), str(text.model_device()))) as pool:
         # the biggest fits first (the final fit has a fold's worth more data), so no process idles at the end
-        order = sorted(range(len(jobs)), key=lambda i: -len(jobs[i].groups))
+        order = sorted(todo, key=lambda i: -len(jobs[i].groups))
         futures = {pool.submit(_do_fit_in_worker, jobs[i], cfg): i for i in order}
-        pending, done = set(futures), 0
+        pending, done = set(futures), len(jobs) - len(todo)
         while pending:
             finished, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
             for fut in finished:
-                results[futures[fut]] = fut.result()
+                record(futures[fut], fut.result())
                 closed.add(jobs[futures[fut]].stage)
                 running.pop(jobs[futures[fut]].stage, None)
                 done += 1
@@ -764,17 +821,19 @@ def calibrate_threshold(scores: dict[str, np.ndarray], cfg: SemanticConfig) -> d
             "folds": cfg.folds}
 
 
-def train_classifier(cfg: SemanticConfig = SemanticConfig(), progress=None, workers: int = 1) -> SemanticClassifier:
+def train_classifier(cfg: SemanticConfig = SemanticConfig(), progress=None, workers: int = 1,
+                     checkpoints: Path | None = None) -> SemanticClassifier:
     """Calibrate the threshold on out-of-fold scores of the train split, fit on the whole train split
     (held-out prompts are never used) and store the threshold in the weights' metadata.
     `progress(step, total, loss, what)` is called through every fit (loss None: a count of fits done, with
-    `workers` > 1, which runs the `folds` + 1 independent fits in that many processes)."""
+    `workers` > 1, which runs the `folds` + 1 independent fits in that many processes). `checkpoints`: a folder
+    that keeps each finished fit, so a rerun resumes (`_run_fits`)."""
     train, _ = dataset.split(dataset.load_prompts(), cfg.heldout_fraction, cfg.seed)
     from worldsmith.text import model_device
 
     meta = {"config": json.dumps(asdict(cfg)), "prompts_sha256": dataset.prompts_sha256(),
             "device": str(model_device())}
-    scores, clf = out_of_fold_scores(train, cfg, progress, workers, final=True, meta=meta)
+    scores, clf = out_of_fold_scores(train, cfg, progress, workers, final=True, meta=meta, checkpoints=checkpoints)
     calib = calibrate_threshold(scores, cfg)
     clf.meta.update(threshold=calib["threshold"], calibration=json.dumps(calib))
     return clf
