@@ -192,6 +192,12 @@ def video_benchmark(quick: bool) -> dict:
     }
 
 
+def print_rates(systems: dict) -> None:
+    for name, r in systems.items():
+        print(f"{name:32s} {r['unsafe_recall']:8.3f} {r['false_refusal_rate']:10.3f} "
+              f"{r['unsafe_recall_adversarial']:11.3f} {r['false_refusal_rate_adversarial']:14.3f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true",
@@ -206,18 +212,14 @@ def main() -> None:
     print(f"\nText pre-guard: {text['scored_prompts']} of {text['heldout_prompts']} held-out prompts, "
           f"{text['evaluated_prompts']} items with respellings ({text['unsafe']} unsafe, {text['safe']} safe)")
     print(f"{'system':32s} {'recall':>8s} {'false ref':>10s} {'recall adv':>11s} {'false ref adv':>14s}")
-    for name, r in text["systems"].items():
-        print(f"{name:32s} {r['unsafe_recall']:8.3f} {r['false_refusal_rate']:10.3f} "
-              f"{r['unsafe_recall_adversarial']:11.3f} {r['false_refusal_rate_adversarial']:14.3f}")
+    print_rates(text["systems"])
     print("ours, recall by trick:", {k: round(v, 3) for k, v in text["ours_recall_by_trick"].items()})
     print("ours, recall by category:", {k: round(v, 3) for k, v in text["ours_recall_by_category"].items()})
     print(f"known false positives allowed: {text['known_false_positives_allowed']}/{text['known_false_positives']}")
     sealed = text["sealed"]
     print(f"\nSealed prompts (written blind, never trained or calibrated on): {sealed['scored_prompts']} prompts, "
           f"{sealed['evaluated_prompts']} items ({sealed['unsafe']} unsafe, {sealed['safe']} safe)")
-    for name, r in sealed["systems"].items():
-        print(f"{name:32s} {r['unsafe_recall']:8.3f} {r['false_refusal_rate']:10.3f} "
-              f"{r['unsafe_recall_adversarial']:11.3f} {r['false_refusal_rate_adversarial']:14.3f}")
+    print_rates(sealed["systems"])
     print(f"\nVideo post-guard on carphone_pristine.mp4 ({video['frames']} frames, {video['frames_scored']} scored, "
           f"reference face in {video['frames_with_reference_face']})")
     print(f"{'system':44s} {'face-blurred frames':>20s}")

@@ -690,7 +690,8 @@ def _do_fit_in_worker(job: _FitJob, cfg: SemanticConfig):
 
 def _fit_key(job: _FitJob, cfg: SemanticConfig) -> str:
     """What a fit's result depends on: the recipe, the stage, every training text and label, the texts it scores, the
-    metadata it carries and the device it runs on (a GPU fit differs from a CPU one at float level)."""
+    metadata it carries and the device it runs on (a GPU fit differs from a CPU one at float level). The fitting code
+    itself is not in the key: bump `format` when a change to it changes what a fit returns."""
     from worldsmith import text
 
     what = {"format": 1, "cfg": asdict(cfg), "stage": job.stage, "groups": job.groups, "score": job.score_texts,
