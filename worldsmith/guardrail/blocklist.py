@@ -6,13 +6,14 @@ A hit inside an allow-listed phrase ("bath bomb", "kill the process") is dropped
 searched *inside* runs of short fragments ("bo mb"), the one place where word boundaries lie, and
 single-word terms are compared with two neighbouring words joined ("mur der").
 
-Some words are unsafe in most prompts but have everyday senses no fixed allow-list phrase can cover ("bombed
-the chemistry exam", "the home side massacred the visitors", "stabs a fork into a potato", "a suicide risk
-assessment"). The lexicon's `context_terms` marks them: a hit on one of these alone is a *context* hit, which the guard refuses only when
-the semantic classifier also sees some risk in the prompt (`CONTEXT_THRESHOLD`, see `guard.Guardrail`). A context
-term written with a trick ("b0mbed", "st abs", "sTaBs", "stabsss") is a *disguised* context hit, refused at a far
-lower P(unsafe) (`DISGUISED_CONTEXT_THRESHOLD`): people rarely disguise an everyday sense, and the classifier reads
-most disguises back through its normalised readings, but not all of them with confidence.
+Some words are unsafe in most prompts but have everyday senses no fixed allow-list phrase can cover ("bombed the
+chemistry exam", "the home side massacred the visitors", "stabs a fork into a potato", "a suicide risk assessment",
+"a sexual harassment trial"). The lexicon's `context_terms` marks them: a hit on one of these alone is a *context*
+hit, which the guard refuses only when the semantic classifier also sees some risk in the prompt
+(`CONTEXT_THRESHOLD`, see `guard.Guardrail`). A context term written with a trick ("b0mbed", "st abs", "sTaBs",
+"stabsss") is a *disguised* context hit, refused at a far lower P(unsafe) (`DISGUISED_CONTEXT_THRESHOLD`): people
+rarely disguise an everyday sense, and the classifier reads most disguises back through its normalised readings,
+but not all of them with confidence. A sexual context term next to a minor term is a hard hit all the same.
 """
 
 from __future__ import annotations
